@@ -1,0 +1,51 @@
+"""One exception hierarchy for pathgan.
+
+Every error pathgan raises on purpose derives from :class:`PathganError`, so the CLI can turn
+all of them into a clean message and a non-zero exit code, and batch jobs can record them per
+slide without catching unrelated bugs.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "PathganError",
+    "ConfigError",
+    "ManifestError",
+    "SlideOpenError",
+    "MissingMPPError",
+    "NoTissueError",
+    "StoreError",
+    "SchemaMismatchError",
+]
+
+
+class PathganError(Exception):
+    """Base class of every error pathgan raises deliberately."""
+
+
+class ConfigError(PathganError, ValueError):
+    """A configuration value is out of range or of the wrong kind."""
+
+
+class ManifestError(PathganError, ValueError):
+    """The slide manifest is malformed; the message names the row and column."""
+
+
+class SlideOpenError(PathganError):
+    """A slide file cannot be opened or decoded by any backend."""
+
+
+class MissingMPPError(PathganError):
+    """A slide carries no usable microns-per-pixel and none was given in the manifest."""
+
+
+class NoTissueError(PathganError):
+    """Tissue detection found no patch that passes the thresholds."""
+
+
+class StoreError(PathganError):
+    """A patch store is missing, incomplete or unreadable."""
+
+
+class SchemaMismatchError(StoreError):
+    """A patch store was written with another schema version or another configuration."""
