@@ -14,6 +14,7 @@ __all__ = [
     "SlideOpenError",
     "MissingMPPError",
     "NoTissueError",
+    "ResolutionError",
     "StoreError",
     "SchemaMismatchError",
 ]
@@ -37,6 +38,10 @@ class SlideOpenError(PathganError):
 
 class MissingMPPError(PathganError):
     """A slide carries no usable microns-per-pixel and none was given in the manifest."""
+
+
+class ResolutionError(PathganError):
+    """The requested resolution cannot be produced from the slide without upsampling."""
 
 
 class NoTissueError(PathganError):

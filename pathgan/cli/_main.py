@@ -1,0 +1,137 @@
+"""click group and commands. Each command parses options, builds a frozen config, calls one stage
+function and turns :class:`PathganError` into a clean message. Heavy imports stay inside the
+commands so ``pathgan --help`` is instant."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from pathgan import __version__
+from pathgan.errors import PathganError
+
+__all__ = ["main"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="pathgan")
+def main() -> None:
+    """pathgan: exact-MPP whole-slide tiling into Zarr patch stores, and PathologyGAN latent spaces."""
+
+
+def _load_tile_config(config_path: Path | None, overrides: dict[str, Any]) -> Any:
+    import yaml
+
+    from pathgan.config import TileConfig, from_dict, to_dict
+
+    base: dict[str, Any] = to_dict(TileConfig())
+    if config_path is not None:
+        try:
+            loaded = yaml.safe_load(config_path.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise click.ClickException(f"--config {config_path}: not valid YAML ({err})") from err
+        if not isinstance(loaded, dict):
+            raise click.ClickException(f"--config {config_path}: expected a mapping of TileConfig fields")
+        tissue = {**base["tissue"], **(loaded.pop("tissue", None) or {})}
+        base.update(loaded)
+        base["tissue"] = tissue
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        if key.startswith("tissue."):
+            base["tissue"][key.split(".", 1)[1]] = value
+        else:
+            base[key] = value
+    return from_dict(TileConfig, base)
+
+
+@main.command("tile")
+@click.argument("inputs", nargs=-1, type=click.Path(exists=False, path_type=Path))
+@click.option("--manifest", type=click.Path(path_type=Path), help="CSV with slide_id,path[,label,split,mpp_override].")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("out/tiles"), show_default=True,
+              help="Folder for <slide_id>.zarr stores, previews/ and tile_status.csv.")
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="YAML of TileConfig fields (configs/tile/default.yaml); flags override it.")
+@click.option("--mpp", type=float, help="Target microns per pixel of the patches [0.5].")
+@click.option("--patch-px", type=int, help="Patch size in pixels at --mpp [256].")
+@click.option("--stride-px", type=int, help="Stride in pixels at --mpp [= patch size: no overlap].")
+@click.option("--overlap-px", type=int, help="Overlap in pixels at --mpp (alternative to --stride-px).")
+@click.option("--min-tissue", "min_tissue_fraction", type=float, help="Keep patches with at least this tissue fraction [0.5].")
+@click.option("--max-pen", "max_pen_fraction", type=float, help="Drop patches with more pen ink than this fraction [0.05].")
+@click.option("--thumbnail-mpp", type=float, help="MPP of the tissue-analysis thumbnail [8].")
+@click.option("--backend", type=click.Choice(["auto", "openslide", "tiffslide"]), help="Slide reader [auto].")
+@click.option("--codec", type=click.Choice(["jpeg", "zstd"]), help="Patch compression: JPEG or lossless zstd [jpeg].")
+@click.option("--jpeg-quality", type=int, help="JPEG quality 1-100 [90].")
+@click.option("--patches-per-shard", type=int, help="Patches per Zarr shard [256].")
+@click.option("--scaled-decode/--no-scaled-decode", default=None, help="libjpeg DCT-scaled decoding when coarser [on].")
+@click.option("--export-h5", is_flag=True, default=None, help="Also write CLAM-compatible h5/<slide_id>.h5 coordinates.")
+@click.option("--workers", type=int, help="LocalCluster worker processes [usable cores].")
+@click.option("--memory-limit", default="2GiB", show_default=True, help="Memory limit per LocalCluster worker.")
+@click.option("--scheduler", help="Address of an existing dask.distributed scheduler (tcp://host:8786).")
+@click.option("--overwrite", is_flag=True, help="Redo slides whose complete store already exists.")
+@click.option("--progress/--no-progress", default=True, help="Progress bars on stderr.")
+def tile_command(inputs: tuple[Path, ...], manifest: Path | None, out_dir: Path, config_path: Path | None,
+                 overlap_px: int | None, workers: int | None, memory_limit: str, scheduler: str | None,
+                 overwrite: bool, progress: bool, **options: Any) -> None:
+    """Cut slides into Zarr patch stores at an exact MPP, only where there is tissue.
+
+    INPUTS are slide files or folders (searched recursively); or give --manifest. A rerun skips
+    complete stores and redoes interrupted ones. Exit code 1 when any slide failed; the table is in
+    OUT/tile_status.csv.
+
+    \b
+    Examples:
+      pathgan tile slides/ --out stores/
+      pathgan tile --manifest slides_manifest.csv --mpp 0.5 --patch-px 256 --workers 8
+      pathgan tile slides/ --scheduler tcp://10.0.0.5:8786 --out /shared/stores
+    """
+    from pathgan.manifest import discover_slides, read_manifest
+    from pathgan.parallel import dask_client
+    from pathgan.stages import tile_slides
+
+    try:
+        if overlap_px is not None:
+            if options.get("stride_px") is not None:
+                raise click.UsageError("give --stride-px or --overlap-px, not both")
+            options["stride_px"] = (options.get("patch_px") or 256) - overlap_px
+        renamed = {"thumbnail_mpp": "tissue.thumbnail_mpp"}
+        cfg = _load_tile_config(config_path, {renamed.get(k, k): v for k, v in options.items()})
+        if bool(inputs) == bool(manifest):
+            raise click.UsageError("give slide files/folders or --manifest (exactly one of them)")
+        if manifest is not None:
+            entries = read_manifest(manifest)
+        else:
+            entries = []
+            for item in inputs:
+                if item.is_dir():
+                    entries.extend(discover_slides(item))
+                elif item.is_file():
+                    from pathgan.manifest import SlideEntry
+
+                    entries.append(SlideEntry(slide_id=item.stem, path=item.resolve()))
+                else:
+                    raise click.BadParameter(f"{item} is neither a slide file nor a folder", param_hint="INPUTS")
+        with dask_client(scheduler, n_workers=workers, memory_limit=memory_limit, dashboard=progress) as client:
+            link = getattr(client, "dashboard_link", None)
+            click.echo(f"pathgan tile: {len(entries)} slide(s) -> {out_dir}  (dashboard: {link or 'off'})", err=True)
+            rows = tile_slides(entries, out_dir, cfg, client=client, overwrite=overwrite, progress=progress)
+    except PathganError as err:
+        raise click.ClickException(str(err)) from err
+    _print_status(rows, out_dir)
+    if any(r.status == "failed" for r in rows):
+        sys.exit(1)
+
+
+def _print_status(rows: list[Any], out_dir: Path) -> None:
+    width = max([len(r.slide_id) for r in rows] + [8])
+    click.echo(f"{'slide_id':<{width}}  {'status':<9}  {'patches':>8}  {'seconds':>8}  error")
+    for r in rows:
+        click.echo(f"{r.slide_id:<{width}}  {r.status:<9}  {r.n_patches:>8}  {r.seconds:>8.1f}  {r.error}")
+    done = sum(r.n_patches for r in rows if r.status in ("done", "skipped"))
+    click.echo(f"{done} patches in {out_dir}; previews in {out_dir / 'previews'}; "
+               f"table in {out_dir / 'tile_status.csv'}")
+
+

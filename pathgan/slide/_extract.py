@@ -1,0 +1,148 @@
+"""Cut many patches from one slide level, decoding each source tile once.
+
+Given the patches of one task (one Zarr shard), the reader counts how many patches need each
+source tile, decodes a tile when the first patch needs it and frees it after the last one, so
+memory holds about one row band of tiles and no tile is decoded twice within a task.
+Non-TIFF slides (or levels tifffile cannot map) fall back to a few large ``read_region`` calls.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from pathgan.config import Backend
+from pathgan.slide._open import open_slide
+from pathgan.slide._tiles import TiffTileSource, find_tiff_level
+from pathgan.tiling import PatchGeometry, level_boxes
+
+__all__ = ["PatchReader"]
+
+_RESAMPLE = Image.Resampling.LANCZOS
+
+
+class PatchReader:
+    """Reads patches of a fixed :class:`PatchGeometry` from one slide.
+
+    Parameters
+    ----------
+    path : slide file.
+    backend : slide backend for the fallback path and level sizes.
+    geom : the patch geometry (level, decode scale, footprint).
+    use_tiles : decode raw TIFF tiles (fast path); False forces ``read_region`` blocks.
+    """
+
+    def __init__(self, path: Path, backend: Backend, geom: PatchGeometry, *, use_tiles: bool = True) -> None:
+        self.geom = geom
+        self._slide = open_slide(path, backend)
+        self.level_wh = self._slide.level_dimensions[geom.level]
+        page = find_tiff_level(Path(path), self.level_wh) if use_tiles else None
+        self._tiles = TiffTileSource(Path(path), page) if page is not None else None
+        if self._tiles is not None and not self._tiles.supports_scale(geom.decode_scale):
+            raise ValueError(f"decode scale {geom.decode_scale} not supported by {path}")
+        if self._tiles is None and geom.decode_scale != 1:
+            raise ValueError("decode scale > 1 needs the TIFF tile path")
+
+    @property
+    def tiles_decoded(self) -> int:
+        return self._tiles.tiles_decoded if self._tiles is not None else 0
+
+    @property
+    def uses_tiles(self) -> bool:
+        return self._tiles is not None
+
+    def close(self) -> None:
+        if self._tiles is not None:
+            self._tiles.close()
+        self._slide.close()
+
+    def read(self, coords_xy: np.ndarray) -> np.ndarray:
+        """Patches ``uint8 [N, patch_px, patch_px, 3]`` whose level-0 origins are ``coords_xy``."""
+        p = self.geom.patch_px
+        out = np.empty((len(coords_xy), p, p, 3), np.uint8)
+        if len(coords_xy) == 0:
+            return out
+        boxes = level_boxes(np.asarray(coords_xy, np.int64), self.geom)
+        if self._tiles is not None:
+            self._read_tiled(boxes, out)
+        else:
+            self._read_blocks(boxes, out)
+        return out
+
+    # -- fast path: raw TIFF tiles -------------------------------------------------------------
+    def _read_tiled(self, boxes: np.ndarray, out: np.ndarray) -> None:
+        src = self._tiles
+        assert src is not None
+        s = self.geom.decode_scale
+        tw, th = src.tile_w // s, src.tile_h // s
+        lw, lh = math.ceil(self.level_wh[0] / s), math.ceil(self.level_wh[1] / s)
+        spans = [_pixel_span(b, lw, lh) for b in boxes]
+        refs: dict[tuple[int, int], int] = {}
+        needs = []
+        for ix0, iy0, ix1, iy1 in spans:
+            keys = [(tx, ty) for ty in range(iy0 // th, (iy1 - 1) // th + 1) for tx in range(ix0 // tw, (ix1 - 1) // tw + 1)]
+            needs.append(keys)
+            for k in keys:
+                refs[k] = refs.get(k, 0) + 1
+        cache: dict[tuple[int, int], np.ndarray] = {}
+        for i, (box, (ix0, iy0, ix1, iy1), keys) in enumerate(zip(boxes, spans, needs, strict=True)):
+            canvas = np.empty((iy1 - iy0, ix1 - ix0, 3), np.uint8)
+            for tx, ty in keys:
+                tile = cache.get((tx, ty))
+                if tile is None:
+                    tile = cache[(tx, ty)] = src.decode(tx, ty, s)
+                x0, y0 = tx * tw, ty * th
+                cx0, cy0 = max(ix0, x0), max(iy0, y0)
+                cx1, cy1 = min(ix1, x0 + tw), min(iy1, y0 + th)
+                canvas[cy0 - iy0 : cy1 - iy0, cx0 - ix0 : cx1 - ix0] = tile[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0]
+                refs[(tx, ty)] -= 1
+                if refs[(tx, ty)] == 0:
+                    del cache[(tx, ty)]
+            out[i] = _resample(canvas, box, ix0, iy0, self.geom.patch_px)
+
+    # -- fallback: a few large read_region calls ----------------------------------------------
+    def _read_blocks(self, boxes: np.ndarray, out: np.ndarray, max_block_px: int = 4096) -> None:
+        lw, lh = self.level_wh
+        dx, dy = self.geom.level_downsample
+        spans = [_pixel_span(b, lw, lh) for b in boxes]
+        order = sorted(range(len(boxes)), key=lambda i: (spans[i][1], spans[i][0]))
+        i = 0
+        while i < len(order):
+            # Greedily grow a block of patches in reading order while its bounding box stays small.
+            x0, y0, x1, y1 = spans[order[i]]
+            j = i + 1
+            while j < len(order):
+                a0, b0, a1, b1 = spans[order[j]]
+                nx0, ny0, nx1, ny1 = min(x0, a0), min(y0, b0), max(x1, a1), max(y1, b1)
+                if nx1 - nx0 > max_block_px or ny1 - ny0 > max_block_px:
+                    break
+                x0, y0, x1, y1 = nx0, ny0, nx1, ny1
+                j += 1
+            block = self._slide.read_region(
+                (int(round(x0 * dx)), int(round(y0 * dy))), self.geom.level, (x1 - x0, y1 - y0)
+            )
+            for k in order[i:j]:
+                ix0, iy0, ix1, iy1 = spans[k]
+                canvas = block[iy0 - y0 : iy1 - y0, ix0 - x0 : ix1 - x0]
+                out[k] = _resample(canvas, boxes[k], ix0, iy0, self.geom.patch_px)
+            i = j
+
+
+def _pixel_span(box: np.ndarray, width: int, height: int) -> tuple[int, int, int, int]:
+    """Integer pixel rectangle covering a fractional box, clipped to the level."""
+    x0, y0 = max(0, math.floor(box[0] + 1e-6)), max(0, math.floor(box[1] + 1e-6))
+    x1, y1 = min(width, math.ceil(box[2] - 1e-6)), min(height, math.ceil(box[3] - 1e-6))
+    return x0, y0, max(x1, x0 + 1), max(y1, y0 + 1)
+
+
+def _resample(canvas: np.ndarray, box: np.ndarray, ix0: int, iy0: int, patch_px: int) -> np.ndarray:
+    """Resample the fractional ``box`` of ``canvas`` (whose origin is ``ix0, iy0``) to ``patch_px``."""
+    bx0, by0, bx1, by1 = box[0] - ix0, box[1] - iy0, box[2] - ix0, box[3] - iy0
+    h, w = canvas.shape[:2]
+    if (w, h) == (patch_px, patch_px) and abs(bx0) < 1e-6 and abs(by0) < 1e-6 and abs(bx1 - w) < 1e-6:
+        return canvas  # exact integer footprint: no resampling, bit-exact decoded pixels
+    img = Image.fromarray(np.ascontiguousarray(canvas))
+    return np.asarray(img.resize((patch_px, patch_px), _RESAMPLE, box=(bx0, by0, bx1, by1)))

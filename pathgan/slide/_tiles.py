@@ -1,0 +1,151 @@
+"""Decode a TIFF pyramid level tile by tile, each compressed tile at most once per request.
+
+openslide and tiffslide decode every tile a ``read_region`` touches, again for every patch that
+touches it. For tiling that repeats most of the work (a 256-px patch at 20x from a 40x slide
+overlaps four to nine 256-px tiles, each shared with neighbours). This module reads the raw tile
+bytes and decodes them itself, with libjpeg-turbo's DCT-domain scaling when the output is coarser.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["TiffTileSource", "find_tiff_level"]
+
+_JPEG = 7
+_PHOTOMETRIC_RGB = 2
+_PHOTOMETRIC_YCBCR = 6
+
+
+def find_tiff_level(path: Path, size_wh: tuple[int, int]) -> int | None:
+    """Index of the tiled TIFF page whose image is ``size_wh``, or None (not a TIFF, not tiled)."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tf:
+            for index, page in enumerate(tf.pages):
+                if (
+                    getattr(page, "is_tiled", False)
+                    and (page.imagewidth, page.imagelength) == tuple(size_wh)
+                    and page.samplesperpixel in (3, 4)
+                    and page.planarconfig == 1
+                    and page.bitspersample == 8
+                ):
+                    return index
+    except Exception:  # not a TIFF at all, or unreadable: callers fall back to read_region
+        return None
+    return None
+
+
+class TiffTileSource:
+    """Raw tiles of one tiled TIFF page, decoded on demand at scale 1, 1/2, 1/4 or 1/8.
+
+    Parameters
+    ----------
+    path : the TIFF/SVS file.
+    page_index : index of the page (from :func:`find_tiff_level`).
+    """
+
+    def __init__(self, path: Path, page_index: int) -> None:
+        import tifffile
+
+        self.path = Path(path)
+        with tifffile.TiffFile(self.path) as tf:
+            page: Any = tf.pages[page_index]
+            self.width, self.height = int(page.imagewidth), int(page.imagelength)
+            self.tile_w, self.tile_h = int(page.tilewidth), int(page.tilelength)
+            self.compression = int(page.compression)
+            self.photometric = int(page.photometric)
+            self.samples = int(page.samplesperpixel)
+            self._offsets = np.asarray(page.dataoffsets, dtype=np.int64)
+            self._counts = np.asarray(page.databytecounts, dtype=np.int64)
+            self._tables: bytes | None = page.jpegtables
+            # Keep the page's generic decoder for every non-JPEG codec (JPEG 2000, LZW, ...).
+            self._decode = page.decode
+            self._jpegtables_arg = page.jpegtables
+        self.tiles_x = -(-self.width // self.tile_w)
+        self.tiles_y = -(-self.height // self.tile_h)
+        self._fd = os.open(self.path, os.O_RDONLY)
+        self.tiles_decoded = 0
+
+    def supports_scale(self, scale: int) -> bool:
+        """libjpeg can scale a JPEG tile by 1/2, 1/4, 1/8 (TIFF tile sizes are multiples of 16)."""
+        if scale == 1:
+            return True
+        return (
+            self.compression == _JPEG
+            and self.photometric in (_PHOTOMETRIC_RGB, _PHOTOMETRIC_YCBCR)
+            and scale in (2, 4, 8)
+            and self.tile_w % scale == 0
+            and self.tile_h % scale == 0
+        )
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __del__(self) -> None:
+        self.close()
+
+    def _raw(self, index: int) -> bytes:
+        count = int(self._counts[index])
+        return os.pread(self._fd, count, int(self._offsets[index])) if count else b""
+
+    def decode(self, tx: int, ty: int, scale: int = 1) -> np.ndarray:
+        """Tile at column ``tx``, row ``ty`` as ``(tile_h/scale, tile_w/scale, 3)`` uint8 RGB.
+
+        A tile that is absent from the file (byte count 0) is returned as white glass.
+        """
+        index = ty * self.tiles_x + tx
+        data = self._raw(index)
+        shape = (self.tile_h // scale, self.tile_w // scale, 3)
+        self.tiles_decoded += 1
+        if not data:
+            return np.full(shape, 255, np.uint8)
+        if self.compression == _JPEG and self.photometric in (_PHOTOMETRIC_RGB, _PHOTOMETRIC_YCBCR):
+            return self._decode_jpeg(data, scale)
+        arr, _, _ = self._decode(data, index, jpegtables=self._jpegtables_arg)
+        arr = np.asarray(arr).reshape(self.tile_h, self.tile_w, self.samples)[..., :3]
+        return np.ascontiguousarray(arr)
+
+    def _decode_jpeg(self, data: bytes, scale: int) -> np.ndarray:
+        # The JPEG colour space must come from the TIFF photometric tag: classic Aperio tiles are
+        # RGB-coded with no Adobe marker, and decoders that guess read them as YCbCr (wrong colours).
+        colorspace = "RGB" if self.photometric == _PHOTOMETRIC_RGB else "YCbCr"
+        if scale == 1:
+            import imagecodecs
+
+            return imagecodecs.jpeg8_decode(
+                data, tables=self._tables, colorspace=colorspace.upper(), outcolorspace="RGB"
+            )
+        return _pillow_scaled_decode(_with_tables(data, self._tables), scale, colorspace)
+
+
+def _with_tables(data: bytes, tables: bytes | None) -> bytes:
+    """Splice abbreviated-format TIFF JPEG tables into a tile to make a standalone JPEG stream."""
+    if not tables:
+        return data
+    return tables[:-2] + data[2:]  # tables = SOI ... EOI; tile = SOI ... EOI
+
+
+def _pillow_scaled_decode(stream: bytes, scale: int, jpegmode: str) -> np.ndarray:
+    """DCT-scaled decode through Pillow's libjpeg-turbo (imagecodecs exposes no scaling)."""
+    from PIL import Image
+
+    im = Image.open(io.BytesIO(stream))
+    w, h = im.size
+    im.draft("RGB", (w // scale, h // scale))
+    tile = im.tile[0]
+    args = tuple(tile[3])
+    # args = (rawmode, jpegmode, ...): force the source colour space instead of letting libjpeg guess.
+    im.tile = [(*tile[:3], (args[0], jpegmode, *args[2:]))]  # type: ignore[list-item]
+    arr = np.asarray(im.convert("RGB") if im.mode != "RGB" else im)
+    if arr.shape[:2] != (h // scale, w // scale):
+        raise ValueError(f"libjpeg scaled decode gave {arr.shape[:2]}, expected {(h // scale, w // scale)}")
+    return arr

@@ -1,0 +1,214 @@
+"""Functions that run inside Dask workers for ``pathgan tile``.
+
+They receive paths, coordinates and plain dicts, never pixels or open handles; each worker opens
+slides lazily and keeps a couple of readers in a small cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections import OrderedDict
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pathgan import __version__
+from pathgan.config import TileConfig, to_dict
+from pathgan.errors import PathganError
+from pathgan.manifest import SlideEntry
+from pathgan.slide import PatchReader, SlideGeometry, open_slide, read_thumbnail, slide_mpp
+from pathgan.slide._tiles import TiffTileSource, find_tiff_level
+from pathgan.store import create_store, finalize_store, temp_path_for, write_clam_h5, write_shard
+from pathgan.store._schema import WHITE_LEVEL
+from pathgan.tiling import PatchGeometry, grid_coords, locality_order, plan_geometry, shard_ranges
+from pathgan.tissue import blur_scores, pen_mask, region_fractions, render_preview, tissue_mask
+
+__all__ = ["plan_slide", "extract_shard", "finish_slide", "source_fingerprint", "comparable_config"]
+
+_HASH_BYTES = 1 << 20
+_PREVIEW_MIN_PX = 768
+
+
+def source_fingerprint(path: Path) -> dict[str, Any]:
+    """Size and SHA-256 of the first MiB: cheap, and changes when a slide is replaced."""
+    with open(path, "rb") as fh:
+        digest = hashlib.sha256(fh.read(_HASH_BYTES)).hexdigest()
+    return {"size_bytes": os.path.getsize(path), "sha256_first_mib": digest}
+
+
+def comparable_config(cfg: TileConfig, entry: SlideEntry) -> dict[str, Any]:
+    """The settings that determine a store's content (the backend and h5 side output do not)."""
+    d = to_dict(cfg)
+    d.pop("backend")
+    d.pop("export_h5")
+    d["mpp_override"] = entry.mpp_override
+    return d
+
+
+def _write_png(path: Path, rgb: np.ndarray) -> None:
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".partial.png")
+    Image.fromarray(rgb).save(tmp)
+    os.replace(tmp, path)
+
+
+def plan_slide(entry: SlideEntry, out_dir: str, cfg: TileConfig) -> dict[str, Any]:
+    """Open the slide, find tissue, choose patches and create the temporary store.
+
+    Returns a plain dict (see keys below); raises :class:`PathganError` subclasses for bad slides.
+    """
+    t0 = time.perf_counter()
+    reader = open_slide(entry.path, cfg.backend)
+    try:
+        geom = SlideGeometry(level_dimensions=reader.level_dimensions, mpp=slide_mpp(reader, entry.mpp_override))
+        level = geom.source_level(cfg.mpp)
+        page = find_tiff_level(entry.path, geom.level_dimensions[level]) if cfg.scaled_decode else None
+        tiles = TiffTileSource(entry.path, page) if page is not None else None
+        pgeom = plan_geometry(
+            mpp0=geom.mpp,
+            level=level,
+            level_downsample=geom.downsample(level),
+            target_mpp=cfg.mpp,
+            patch_px=cfg.patch_px,
+            stride_px=cfg.stride,
+            scale_allowed=(tiles.supports_scale if tiles is not None else (lambda s: s == 1)),
+        )
+        if tiles is not None:
+            tiles.close()
+        thumb, thumb_mpp = read_thumbnail(reader, geom, cfg.tissue.thumbnail_mpp)
+        vendor = reader.properties.get("openslide.vendor", "unknown")
+        backend = reader.backend
+    finally:
+        reader.close()
+    tissue = tissue_mask(thumb, float(np.mean(thumb_mpp)), cfg.tissue)
+    pen = pen_mask(thumb, float(np.mean(thumb_mpp))) if cfg.tissue.detect_pen else np.zeros(tissue.shape, bool)
+    coords = grid_coords(geom.dimensions, pgeom.footprint0, pgeom.stride0)
+    scale_xy = (thumb_mpp[0] / geom.mpp[0], thumb_mpp[1] / geom.mpp[1])  # level-0 px per thumbnail px
+    tissue_frac = region_fractions(tissue, scale_xy, coords, pgeom.footprint0)
+    pen_frac = region_fractions(pen, scale_xy, coords, pgeom.footprint0)
+    keep = (tissue_frac >= cfg.min_tissue_fraction) & (pen_frac <= cfg.max_pen_fraction)
+    order = locality_order(coords[keep], block0=8 * max(pgeom.stride0))
+    coords, tissue_frac, pen_frac = coords[keep][order], tissue_frac[keep][order], pen_frac[keep][order]
+
+    out = Path(out_dir)
+    final = out / f"{entry.slide_id}.zarr"
+    tmp = temp_path_for(final)
+    create_store(
+        tmp,
+        coords_xy=coords,
+        tissue_fraction=tissue_frac,
+        pen_fraction=pen_frac,
+        patch_px=cfg.patch_px,
+        patches_per_shard=cfg.patches_per_shard,
+        codec=cfg.codec,
+        jpeg_quality=cfg.jpeg_quality,
+        thumbnail=thumb,
+        tissue_mask=tissue,
+        pen_mask=pen,
+    )
+    # Small slides give tiny thumbnails: enlarge the preview (nearest) so the grid stays legible.
+    up = max(1, -(-_PREVIEW_MIN_PX // max(thumb.shape[:2])))
+    boxes = np.concatenate([coords, coords + np.asarray(pgeom.footprint0)], axis=1) / np.tile(scale_xy, 2) * up
+    big = [np.repeat(np.repeat(a, up, axis=0), up, axis=1) for a in (thumb, tissue, pen)]
+    _write_png(out / "previews" / f"{entry.slide_id}.png", render_preview(big[0], big[1], big[2], boxes))
+    attrs = {
+        "slide_id": entry.slide_id,
+        "label": entry.label,
+        "split": entry.split,
+        "source": {
+            "path": str(entry.path),
+            **source_fingerprint(entry.path),
+            "vendor": vendor,
+            "backend": backend,
+            "level_dimensions": [list(d) for d in geom.level_dimensions],
+            "mpp": list(geom.mpp),
+            "mpp_source": "mpp_override" if entry.mpp_override is not None else "metadata",
+        },
+        "mpp_requested": cfg.mpp,
+        "mpp_effective": list(pgeom.effective_mpp),
+        "source_level": level,
+        "decode_scale": pgeom.decode_scale,
+        "footprint0": list(pgeom.footprint0),
+        "patch_px": cfg.patch_px,
+        "stride_px": cfg.stride,
+        "n_patches": int(len(coords)),
+        "n_grid": int(len(keep)),
+        "thumbnail_mpp": list(thumb_mpp),
+        "config": comparable_config(cfg, entry),
+        "pathgan_version": __version__,
+    }
+    return {
+        "slide_id": entry.slide_id,
+        "tmp": str(tmp),
+        "final": str(final),
+        "path": str(entry.path),
+        "backend": cfg.backend,
+        "geometry": asdict(pgeom),
+        "coords": coords,
+        "shards": shard_ranges(len(coords), cfg.patches_per_shard),
+        "attrs": attrs,
+        "plan_seconds": time.perf_counter() - t0,
+    }
+
+
+_READERS: OrderedDict[tuple[Any, ...], PatchReader] = OrderedDict()
+_MAX_READERS = 2  # bounded: thousands of slides must not accumulate open handles in a worker
+
+
+def _reader(path: str, backend: str, geom: PatchGeometry) -> PatchReader:
+    key = (path, backend, geom)
+    reader = _READERS.pop(key, None)
+    if reader is None:
+        reader = PatchReader(Path(path), backend, geom)  # type: ignore[arg-type]
+    _READERS[key] = reader
+    while len(_READERS) > _MAX_READERS:
+        _, old = _READERS.popitem(last=False)
+        old.close()
+    return reader
+
+
+def extract_shard(path: str, backend: str, geometry: dict[str, Any], tmp: str, start: int, coords: np.ndarray) -> dict[str, Any]:
+    """Read, score and write the patches of one shard; returns counts for the progress bar."""
+    geom = PatchGeometry(**{k: tuple(v) if isinstance(v, list) else v for k, v in geometry.items()})
+    reader = _reader(path, backend, geom)
+    decoded_before = reader.tiles_decoded
+    patches = reader.read(coords)
+    blur = blur_scores(patches)
+    white = (patches > WHITE_LEVEL).all(axis=-1).mean(axis=(1, 2))
+    write_shard(Path(tmp), start, patches, blur, white)
+    return {"n": len(coords), "tiles_decoded": reader.tiles_decoded - decoded_before}
+
+
+def finish_slide(plan: dict[str, Any], tiles_decoded: int, cfg: TileConfig, overwrite: bool) -> None:
+    """Stamp the attrs, rename the store into place, and write the optional CLAM h5."""
+    attrs = {**plan["attrs"], "tiles_decoded": int(tiles_decoded)}
+    final = Path(plan["final"])
+    finalize_store(Path(plan["tmp"]), final, attrs, overwrite=overwrite)
+    if cfg.export_h5:
+        g = plan["geometry"]
+        level_dims = tuple(tuple(d) for d in attrs["source"]["level_dimensions"])
+        ds = tuple(g["level_downsample"])
+        write_clam_h5(
+            final.parent / "h5" / f"{plan['slide_id']}.h5",
+            coords_xy=plan["coords"],
+            patch_level=g["level"],
+            patch_size_level_px=round(g["footprint0"][0] / ds[0]),
+            level_downsample=ds,  # type: ignore[arg-type]
+            level_dimensions=level_dims,  # type: ignore[arg-type]
+            slide_id=plan["slide_id"],
+            target_mpp=cfg.mpp,
+            patch_px=cfg.patch_px,
+        )
+
+
+def describe_error(err: BaseException) -> str:
+    """One line for the status table: known errors as their message, bugs with their type."""
+    if isinstance(err, PathganError):
+        return str(err).replace("\n", " ")
+    return f"{type(err).__name__}: {err}".replace("\n", " ")

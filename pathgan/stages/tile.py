@@ -1,0 +1,211 @@
+"""``pathgan tile``: slides -> one Zarr patch store per slide, in parallel on Dask.
+
+Per slide: a *plan* task (open, MPP, thumbnail, masks, grid, temporary store), one *shard* task per
+Zarr shard (decode, cut, score, write), then a *finish* task (attrs, atomic rename). Slides are
+pipelined: while one slide's shards run, the next slides are planned. A failing slide is recorded
+in the status table and the batch goes on.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pathgan.config import TileConfig
+from pathgan.errors import StoreError
+from pathgan.manifest import SlideEntry
+from pathgan.stages._tile_tasks import (
+    comparable_config,
+    describe_error,
+    extract_shard,
+    finish_slide,
+    plan_slide,
+    source_fingerprint,
+)
+from pathgan.store import partial_stores, read_store_attrs
+
+__all__ = ["SlideStatus", "Status", "tile_slides", "write_status_table", "STATUS_FILE"]
+
+Status = Literal["done", "skipped", "no_tissue", "failed"]
+STATUS_FILE = "tile_status.csv"
+
+
+@dataclass(kw_only=True)
+class SlideStatus:
+    """One row of the per-run status table."""
+
+    slide_id: str
+    status: Status
+    n_patches: int = 0
+    seconds: float = 0.0
+    error: str = ""
+    store: str = ""
+
+
+@dataclass
+class _Slide:
+    entry: SlideEntry
+    start: float = field(default_factory=time.perf_counter)
+    plan: dict[str, Any] | None = None
+    pending: set[Any] = field(default_factory=set)
+    tiles_decoded: int = 0
+    failed: bool = False
+
+
+def _check_existing(final: Path, cfg: TileConfig, entry: SlideEntry) -> SlideStatus | None:
+    """Status for a complete store that matches this run, or a failure when it does not match."""
+    if not final.exists():
+        return None
+    try:
+        attrs = read_store_attrs(final)
+    except StoreError as err:
+        return SlideStatus(slide_id=entry.slide_id, status="failed", error=f"{err}; rerun with --overwrite")
+    if attrs.get("config") != comparable_config(cfg, entry):
+        return SlideStatus(
+            slide_id=entry.slide_id,
+            status="failed",
+            error=f"{final} was written with another configuration; rerun with --overwrite to replace it",
+        )
+    if {k: attrs["source"].get(k) for k in ("size_bytes", "sha256_first_mib")} != source_fingerprint(entry.path):
+        return SlideStatus(
+            slide_id=entry.slide_id,
+            status="failed",
+            error=f"{final} was made from a different file than {entry.path}; rerun with --overwrite",
+        )
+    n = int(attrs["n_patches"])
+    return SlideStatus(slide_id=entry.slide_id, status="skipped", n_patches=n, store=str(final))
+
+
+def tile_slides(
+    entries: Sequence[SlideEntry],
+    out_dir: str | Path,
+    cfg: TileConfig,
+    *,
+    client: Any,
+    overwrite: bool = False,
+    progress: bool = True,
+    on_status: Callable[[SlideStatus], None] | None = None,
+) -> list[SlideStatus]:
+    """Tile ``entries`` into ``out_dir/<slide_id>.zarr`` with the Dask ``client``.
+
+    Complete stores that match ``cfg`` and the source file are skipped unless ``overwrite``;
+    leftovers of interrupted runs are removed and redone. Never raises for a bad slide: every
+    slide gets a :class:`SlideStatus`, and the table is also written to ``out_dir/tile_status.csv``.
+    """
+    from distributed import as_completed
+    from tqdm.auto import tqdm
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    results: dict[str, SlideStatus] = {}
+
+    def record(status: SlideStatus) -> None:
+        results[status.slide_id] = status
+        if on_status is not None:
+            on_status(status)
+
+    todo: list[SlideEntry] = []
+    for entry in entries:
+        final = out / f"{entry.slide_id}.zarr"
+        for leftover in partial_stores(final):
+            shutil.rmtree(leftover, ignore_errors=True)
+        existing = None if overwrite else _check_existing(final, cfg, entry)
+        if existing is not None:
+            record(existing)
+        else:
+            todo.append(entry)
+
+    n_workers = max(1, len(client.scheduler_info().get("workers", {})) or 1)
+    max_in_flight = max(2, 2 * n_workers)  # bounds driver memory (coordinates) on huge batches
+    slides: dict[str, _Slide] = {}
+    tasks: dict[Any, tuple[str, str]] = {}  # future -> (kind, slide_id)
+    queue = list(todo)
+    bar_slides = tqdm(total=len(entries), desc="slides", unit="slide", disable=not progress, position=0)
+    bar_slides.update(len(results))
+    bar_patches = tqdm(total=0, desc="patches", unit="patch", disable=not progress, position=1)
+    pool = as_completed()
+
+    def submit(kind: str, sid: str, fn: Callable[..., Any], *args: Any) -> None:
+        fut = client.submit(fn, *args, pure=False, key=f"{kind}-{sid}-{len(tasks)}-{time.time_ns()}")
+        tasks[fut] = (kind, sid)
+        slides[sid].pending.add(fut)
+        pool.add(fut)
+
+    def launch() -> None:
+        while queue and sum(not s.failed for s in slides.values()) < max_in_flight:
+            entry = queue.pop(0)
+            slides[entry.slide_id] = _Slide(entry=entry)
+            submit("plan", entry.slide_id, plan_slide, entry, str(out), cfg)
+
+    def close(sid: str, status: SlideStatus) -> None:
+        record(status)
+        slides.pop(sid, None)
+        bar_slides.update(1)
+        launch()
+
+    def fail(sid: str, err: BaseException) -> None:
+        slide = slides[sid]
+        slide.failed = True
+        for fut in slide.pending:
+            fut.cancel()
+        if slide.plan is not None:
+            shutil.rmtree(slide.plan["tmp"], ignore_errors=True)
+        close(sid, SlideStatus(slide_id=sid, status="failed", seconds=time.perf_counter() - slide.start,
+                               error=describe_error(err)))
+
+    launch()
+    for fut in pool:
+        kind, sid = tasks.pop(fut)
+        slide = slides.get(sid)
+        if slide is None or slide.failed:
+            continue
+        slide.pending.discard(fut)
+        if fut.status != "finished":
+            try:
+                fut.result()
+            except BaseException as err:  # every failure becomes a status row, never a crash
+                fail(sid, err)
+            continue
+        result = fut.result()
+        if kind == "plan":
+            slide.plan = result
+            bar_patches.total += len(result["coords"])
+            bar_patches.refresh()
+            for start, stop in result["shards"]:
+                submit("shard", sid, extract_shard, result["path"], result["backend"], result["geometry"],
+                       result["tmp"], start, result["coords"][start:stop])
+        elif kind == "shard":
+            slide.tiles_decoded += result["tiles_decoded"]
+            bar_patches.update(result["n"])
+        if kind in ("plan", "shard") and not slide.pending:
+            submit("finish", sid, finish_slide, slide.plan, slide.tiles_decoded, cfg, overwrite)
+        elif kind == "finish":
+            assert slide.plan is not None
+            n = len(slide.plan["coords"])
+            close(sid, SlideStatus(slide_id=sid, status="done" if n else "no_tissue", n_patches=n,
+                                   seconds=time.perf_counter() - slide.start, store=slide.plan["final"],
+                                   error="" if n else "no patch passed the tissue and pen thresholds"))
+    bar_patches.close()
+    bar_slides.close()
+    ordered = [results[e.slide_id] for e in entries]
+    write_status_table(out / STATUS_FILE, ordered)
+    return ordered
+
+
+def write_status_table(path: Path, rows: Sequence[SlideStatus]) -> None:
+    """CSV with columns slide_id, status, n_patches, seconds, error, store (atomic write)."""
+    tmp = path.with_name(path.name + ".partial")
+    with tmp.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["slide_id", "status", "n_patches", "seconds", "error", "store"])
+        for r in rows:
+            w.writerow([r.slide_id, r.status, r.n_patches, f"{r.seconds:.2f}", r.error, r.store])
+    os.replace(tmp, path)
+
+

@@ -1,0 +1,111 @@
+"""Read a complete patch store, in batches."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+
+from pathgan.errors import SchemaMismatchError, StoreError
+from pathgan.store import _schema as S
+
+__all__ = ["PatchStore", "read_store_attrs"]
+
+
+def read_store_attrs(path: Path) -> dict[str, Any]:
+    """The ``pathgan`` attributes of a complete store.
+
+    Raises
+    ------
+    StoreError
+        The path is not a Zarr group or lacks the completed metadata.
+    SchemaMismatchError
+        The store was written with another schema version.
+    """
+    path = Path(path)
+    try:
+        grp = zarr.open_group(path, mode="r")
+    except Exception as err:  # zarr raises FileNotFoundError, ValueError, KeyError ... for non-stores
+        raise StoreError(f"{path} is not a pathgan patch store: {err}") from err
+    attrs = dict(grp.attrs.get(S.ATTRS_KEY) or {})
+    missing = [k for k in S.REQUIRED_ATTRS if k not in attrs]
+    if missing or not attrs.get("complete"):
+        raise StoreError(f"{path} is incomplete or not a pathgan store (missing attrs {missing or ['complete']})")
+    if attrs["schema_version"] != S.SCHEMA_VERSION:
+        raise SchemaMismatchError(
+            f"{path} has schema version {attrs['schema_version']}; this pathgan reads version {S.SCHEMA_VERSION}"
+        )
+    return attrs
+
+
+class PatchStore:
+    """A complete patch store opened read-only.
+
+    Examples
+    --------
+    >>> store = PatchStore("out/CMU-1.zarr")          # doctest: +SKIP
+    >>> batch = store.read(np.arange(64))              # uint8 [64, 256, 256, 3]
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.attrs = read_store_attrs(self.path)
+        self._grp = zarr.open_group(self.path, mode="r")
+        self._patches: Any = self._grp[S.PATCHES]
+        self.coords: np.ndarray = np.asarray(self._grp[S.COORDS][:], np.int64).reshape(-1, 2)
+        self.tissue_fraction: np.ndarray = np.asarray(self._grp[S.TISSUE_FRACTION][:])
+
+    def __len__(self) -> int:
+        return int(self._patches.shape[0])
+
+    def __repr__(self) -> str:
+        return f"PatchStore({str(self.path)!r}, n={len(self)}, patch_px={self.patch_px}, mpp={self.mpp})"
+
+    @property
+    def slide_id(self) -> str:
+        return str(self.attrs["slide_id"])
+
+    @property
+    def patch_px(self) -> int:
+        return int(self.attrs["patch_px"])
+
+    @property
+    def mpp(self) -> float:
+        """Requested microns per pixel of the patches."""
+        return float(self.attrs["mpp_requested"])
+
+    def qc(self, name: str) -> np.ndarray:
+        """A per-patch QC score: ``pen_fraction``, ``blur`` or ``white_fraction``."""
+        key = f"qc/{name}"
+        if key not in S.QC_ARRAYS:
+            raise StoreError(f"unknown QC score {name!r}; available: {[k[3:] for k in S.QC_ARRAYS]}")
+        return np.asarray(self._grp[key][:])
+
+    def read(self, indices: np.ndarray | slice | list[int]) -> np.ndarray:
+        """Patches ``uint8 [n, P, P, 3]`` at ``indices`` in one batched call (sorted internally)."""
+        if isinstance(indices, slice):
+            return np.asarray(self._patches[indices])
+        idx = np.asarray(indices, np.int64)
+        if idx.size and (idx.min() < 0 or idx.max() >= len(self)):
+            raise IndexError(f"patch index out of range 0..{len(self) - 1} in {self.path}")
+        order = np.argsort(idx, kind="stable")
+        out = np.empty((len(idx), self.patch_px, self.patch_px, 3), np.uint8)
+        if idx.size:
+            out[order] = np.asarray(self._patches.get_orthogonal_selection((idx[order],)))
+        return out
+
+    def iter_batches(self, batch_size: int = 256) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Yield ``(indices, patches)`` in store order, shard-sized batches being the fastest."""
+        for start in range(0, len(self), batch_size):
+            stop = min(start + batch_size, len(self))
+            yield np.arange(start, stop), np.asarray(self._patches[start:stop])
+
+    def thumbnail(self) -> np.ndarray:
+        return np.asarray(self._grp[S.THUMBNAIL][:])
+
+    def mask(self, name: str) -> np.ndarray:
+        """``tissue`` or ``pen`` mask at the thumbnail's resolution."""
+        return np.asarray(self._grp[f"masks/{name}"][:])
