@@ -12,6 +12,7 @@ import time
 from collections import OrderedDict
 from dataclasses import asdict
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -27,7 +28,15 @@ from pathgan.store._schema import WHITE_LEVEL
 from pathgan.tiling import PatchGeometry, grid_coords, locality_order, plan_geometry, shard_ranges
 from pathgan.tissue import blur_scores, pen_mask, region_fractions, render_preview, tissue_mask
 
-__all__ = ["plan_slide", "extract_shard", "finish_slide", "source_fingerprint", "comparable_config"]
+__all__ = [
+    "comparable_config",
+    "describe_error",
+    "extract_shard",
+    "finish_slide",
+    "guarded",
+    "plan_slide",
+    "source_fingerprint",
+]
 
 _HASH_BYTES = 1 << 20
 _PREVIEW_MIN_PX = 768
@@ -205,6 +214,19 @@ def finish_slide(plan: dict[str, Any], tiles_decoded: int, cfg: TileConfig, over
             target_mpp=cfg.mpp,
             patch_px=cfg.patch_px,
         )
+
+
+def guarded(fn: Callable[..., Any], *args: Any) -> Any:
+    """Run ``fn`` and return ``{"error": message}`` instead of raising.
+
+    A bad slide is an expected outcome, not a task failure: returning it keeps Dask from logging a
+    traceback per slide and lets the driver record the message. Worker deaths still surface as
+    Dask exceptions and are recorded the same way by the driver.
+    """
+    try:
+        return fn(*args)
+    except Exception as err:
+        return {"error": describe_error(err)}
 
 
 def describe_error(err: BaseException) -> str:

@@ -25,6 +25,7 @@ from pathgan.stages._tile_tasks import (
     describe_error,
     extract_shard,
     finish_slide,
+    guarded,
     plan_slide,
     source_fingerprint,
 )
@@ -132,7 +133,7 @@ def tile_slides(
     pool = as_completed()
 
     def submit(kind: str, sid: str, fn: Callable[..., Any], *args: Any) -> None:
-        fut = client.submit(fn, *args, pure=False, key=f"{kind}-{sid}-{len(tasks)}-{time.time_ns()}")
+        fut = client.submit(guarded, fn, *args, pure=False, key=f"{kind}-{sid}-{len(tasks)}-{time.time_ns()}")
         tasks[fut] = (kind, sid)
         slides[sid].pending.add(fut)
         pool.add(fut)
@@ -149,7 +150,7 @@ def tile_slides(
         bar_slides.update(1)
         launch()
 
-    def fail(sid: str, err: BaseException) -> None:
+    def fail(sid: str, err: BaseException | str) -> None:
         slide = slides[sid]
         slide.failed = True
         for fut in slide.pending:
@@ -157,7 +158,7 @@ def tile_slides(
         if slide.plan is not None:
             shutil.rmtree(slide.plan["tmp"], ignore_errors=True)
         close(sid, SlideStatus(slide_id=sid, status="failed", seconds=time.perf_counter() - slide.start,
-                               error=describe_error(err)))
+                               error=err if isinstance(err, str) else describe_error(err)))
 
     launch()
     for fut in pool:
@@ -173,6 +174,9 @@ def tile_slides(
                 fail(sid, err)
             continue
         result = fut.result()
+        if isinstance(result, dict) and "error" in result:
+            fail(sid, result["error"])
+            continue
         if kind == "plan":
             slide.plan = result
             bar_patches.total += len(result["coords"])

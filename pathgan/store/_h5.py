@@ -30,6 +30,7 @@ def write_clam_h5(
     physical resolution is kept in the extra attrs ``target_mpp`` and ``target_patch_px``.
     """
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".partial")
     with h5py.File(tmp, "w") as f:
         dset = f.create_dataset("coords", data=np.asarray(coords_xy, np.int64).reshape(-1, 2))

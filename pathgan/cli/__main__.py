@@ -1,0 +1,5 @@
+"""``python -m pathgan.cli``."""
+
+from pathgan.cli import main
+
+main()

@@ -1,0 +1,81 @@
+"""Config validation and manifest errors: every message names the field or row."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pathgan.config import TileConfig, TissueConfig, from_dict, to_dict
+from pathgan.errors import ConfigError, ManifestError
+from pathgan.manifest import discover_slides, read_manifest
+
+
+def test_config_rejects_with_field_name() -> None:
+    with pytest.raises(ConfigError, match=r"mpp=0\.0 is not allowed"):
+        TileConfig(mpp=0.0)
+    with pytest.raises(ConfigError, match="codec='png'"):
+        TileConfig(codec="png")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="thumbnail_mpp"):
+        TissueConfig(thumbnail_mpp=0.1)
+    with pytest.raises(ConfigError, match=r"unknown TileConfig field\(s\) \['patchsize'\]"):
+        from_dict(TileConfig, {"patchsize": 3})
+    cfg = TileConfig(stride_px=128, tissue=TissueConfig(min_area_um2=5.0))
+    assert from_dict(TileConfig, to_dict(cfg)) == cfg
+    assert cfg.stride == 128 and TileConfig().stride == 256
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    (tmp_path / "a.svs").write_bytes(b"x")
+    (tmp_path / "b.svs").write_bytes(b"x")
+    p = tmp_path / "m.csv"
+    p.write_text(text)
+    return p
+
+
+def test_manifest_ok_relative_paths(tmp_path: Path) -> None:
+    p = _write(tmp_path, "slide_id,path,label,split,mpp_override\nA,a.svs,tumour,train,0.25\nB,b.svs,,,\n")
+    a, b = read_manifest(p)
+    assert a.path == (tmp_path / "a.svs").resolve() and a.mpp_override == 0.25 and a.split == "train"
+    assert b.label is None and b.split is None and b.mpp_override is None and b.row == 3
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("slide_id,label\nA,x\n", r"missing column\(s\) \['path'\]"),
+        ("slide_id,path,colour\nA,a.svs,red\n", r"unknown column\(s\) \['colour'\]"),
+        ("slide_id,path\nA,a.svs\nA,b.svs\n", r"row 3: duplicate slide_id 'A' \(first seen in row 2\)"),
+        ("slide_id,path\nA,missing.svs\n", r"row 2: path 'missing.svs' does not exist"),
+        ("slide_id,path,split\nA,a.svs,training\n", r"row 2: split 'training' is not one of"),
+        ("slide_id,path,mpp_override\nA,a.svs,fast\n", r"row 2: mpp_override 'fast' must be a number"),
+        ("slide_id,path,mpp_override\nA,a.svs,-1\n", r"row 2: mpp_override '-1'"),
+        ("slide_id,path\n../x,a.svs\n", r"row 2: slide_id '../x'"),
+        ("slide_id,path\nA,\n", r"row 2: path is empty"),
+        ("slide_id,path\n", r"lists no slides"),
+    ],
+)
+def test_manifest_errors(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ManifestError, match=message):
+        read_manifest(_write(tmp_path, text))
+
+
+def test_manifest_reports_all_rows_at_once(tmp_path: Path) -> None:
+    p = _write(tmp_path, "slide_id,path,split\nA,nope.svs,\nA,a.svs,bad\n")
+    with pytest.raises(ManifestError) as info:
+        read_manifest(p)
+    assert "2 problem(s)" in str(info.value) or "3 problem(s)" in str(info.value)
+    assert "row 2" in str(info.value) and "row 3" in str(info.value)
+
+
+def test_discover_slides(tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "x.SVS").write_bytes(b"x")
+    (tmp_path / "y.ndpi").write_bytes(b"x")
+    (tmp_path / "notes.txt").write_text("x")
+    assert [e.slide_id for e in discover_slides(tmp_path)] == ["x", "y"]
+    (tmp_path / "x.tif").write_bytes(b"x")
+    with pytest.raises(ManifestError, match="two slides share the id 'x'"):
+        discover_slides(tmp_path)
+    with pytest.raises(ManifestError, match="does not exist"):
+        discover_slides(tmp_path / "nothing")
