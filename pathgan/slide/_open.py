@@ -11,7 +11,7 @@ from pathgan.errors import MissingMPPError, ResolutionError, SlideOpenError
 from pathgan.slide._backends import OpenSlideReader, TiffSlideReader
 from pathgan.slide._protocol import SlideReader
 
-__all__ = ["open_slide", "slide_mpp", "SlideGeometry", "MPP_RANGE"]
+__all__ = ["MPP_RANGE", "SlideGeometry", "open_slide", "slide_mpp"]
 
 #: Plausible microns per pixel of a level-0 scan; outside it metadata is almost surely wrong.
 MPP_RANGE = (0.05, 100.0)
@@ -30,10 +30,10 @@ def open_slide(path: str | Path, backend: Backend = "auto") -> SlideReader:
     path = Path(path)
     if not path.is_file():
         raise SlideOpenError(f"slide file {path} does not exist")
-    choices: list[type[OpenSlideReader] | type[TiffSlideReader]]
-    choices = {"openslide": [OpenSlideReader], "tiffslide": [TiffSlideReader]}.get(
-        backend, [OpenSlideReader, TiffSlideReader]
-    )
+    choices: list[type[OpenSlideReader] | type[TiffSlideReader]] = {
+        "openslide": [OpenSlideReader],
+        "tiffslide": [TiffSlideReader],
+    }.get(backend, [OpenSlideReader, TiffSlideReader])  # type: ignore[assignment]
     reasons = []
     for cls in choices:
         try:

@@ -10,23 +10,42 @@ import hashlib
 import os
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import zarr
 
 from pathgan import __version__
 from pathgan.config import TileConfig, to_dict
 from pathgan.errors import PathganError
 from pathgan.manifest import SlideEntry
-from pathgan.slide import PatchReader, SlideGeometry, open_slide, read_thumbnail, slide_mpp
-from pathgan.slide._tiles import TiffTileSource, find_tiff_level
-from pathgan.store import create_store, finalize_store, temp_path_for, write_clam_h5, write_shard
-from pathgan.store._schema import WHITE_LEVEL
+from pathgan.slide import (
+    PatchReader,
+    SlideGeometry,
+    open_slide,
+    read_thumbnail,
+    scaled_decode_support,
+    slide_mpp,
+)
+from pathgan.store import (
+    WHITE_LEVEL,
+    create_store,
+    finalize_store,
+    temp_path_for,
+    write_clam_h5,
+    write_shard,
+)
 from pathgan.tiling import PatchGeometry, grid_coords, locality_order, plan_geometry, shard_ranges
-from pathgan.tissue import blur_scores, pen_mask, region_fractions, render_preview, tissue_mask
+from pathgan.tissue import (
+    blur_scores,
+    region_fractions,
+    render_preview,
+    tissue_and_pen,
+    white_fractions,
+)
 
 __all__ = [
     "comparable_config",
@@ -36,6 +55,7 @@ __all__ = [
     "guarded",
     "plan_slide",
     "source_fingerprint",
+    "write_preview",
 ]
 
 _HASH_BYTES = 1 << 20
@@ -77,8 +97,7 @@ def plan_slide(entry: SlideEntry, out_dir: str, cfg: TileConfig) -> dict[str, An
     try:
         geom = SlideGeometry(level_dimensions=reader.level_dimensions, mpp=slide_mpp(reader, entry.mpp_override))
         level = geom.source_level(cfg.mpp)
-        page = find_tiff_level(entry.path, geom.level_dimensions[level]) if cfg.scaled_decode else None
-        tiles = TiffTileSource(entry.path, page) if page is not None else None
+        allowed = scaled_decode_support(entry.path, geom.level_dimensions[level]) if cfg.scaled_decode else None
         pgeom = plan_geometry(
             mpp0=geom.mpp,
             level=level,
@@ -86,17 +105,14 @@ def plan_slide(entry: SlideEntry, out_dir: str, cfg: TileConfig) -> dict[str, An
             target_mpp=cfg.mpp,
             patch_px=cfg.patch_px,
             stride_px=cfg.stride,
-            scale_allowed=(tiles.supports_scale if tiles is not None else (lambda s: s == 1)),
+            scale_allowed=allowed or (lambda s: s == 1),
         )
-        if tiles is not None:
-            tiles.close()
         thumb, thumb_mpp = read_thumbnail(reader, geom, cfg.tissue.thumbnail_mpp)
         vendor = reader.properties.get("openslide.vendor", "unknown")
         backend = reader.backend
     finally:
         reader.close()
-    tissue = tissue_mask(thumb, float(np.mean(thumb_mpp)), cfg.tissue)
-    pen = pen_mask(thumb, float(np.mean(thumb_mpp))) if cfg.tissue.detect_pen else np.zeros(tissue.shape, bool)
+    tissue, pen = tissue_and_pen(thumb, float(np.mean(thumb_mpp)), cfg.tissue)
     coords = grid_coords(geom.dimensions, pgeom.footprint0, pgeom.stride0)
     scale_xy = (thumb_mpp[0] / geom.mpp[0], thumb_mpp[1] / geom.mpp[1])  # level-0 px per thumbnail px
     tissue_frac = region_fractions(tissue, scale_xy, coords, pgeom.footprint0)
@@ -121,11 +137,6 @@ def plan_slide(entry: SlideEntry, out_dir: str, cfg: TileConfig) -> dict[str, An
         tissue_mask=tissue,
         pen_mask=pen,
     )
-    # Small slides give tiny thumbnails: enlarge the preview (nearest) so the grid stays legible.
-    up = max(1, -(-_PREVIEW_MIN_PX // max(thumb.shape[:2])))
-    boxes = np.concatenate([coords, coords + np.asarray(pgeom.footprint0)], axis=1) / np.tile(scale_xy, 2) * up
-    big = [np.repeat(np.repeat(a, up, axis=0), up, axis=1) for a in (thumb, tissue, pen)]
-    _write_png(out / "previews" / f"{entry.slide_id}.png", render_preview(big[0], big[1], big[2], boxes))
     attrs = {
         "slide_id": entry.slide_id,
         "label": entry.label,
@@ -146,8 +157,8 @@ def plan_slide(entry: SlideEntry, out_dir: str, cfg: TileConfig) -> dict[str, An
         "footprint0": list(pgeom.footprint0),
         "patch_px": cfg.patch_px,
         "stride_px": cfg.stride,
-        "n_patches": int(len(coords)),
-        "n_grid": int(len(keep)),
+        "n_patches": len(coords),
+        "n_grid": len(keep),
         "thumbnail_mpp": list(thumb_mpp),
         "config": comparable_config(cfg, entry),
         "pathgan_version": __version__,
@@ -184,18 +195,36 @@ def _reader(path: str, backend: str, geom: PatchGeometry) -> PatchReader:
 
 def extract_shard(path: str, backend: str, geometry: dict[str, Any], tmp: str, start: int, coords: np.ndarray) -> dict[str, Any]:
     """Read, score and write the patches of one shard; returns counts for the progress bar."""
-    geom = PatchGeometry(**{k: tuple(v) if isinstance(v, list) else v for k, v in geometry.items()})
+    geom = PatchGeometry(**{k: tuple(v) if isinstance(v, list) else v for k, v in geometry.items()})  # type: ignore[arg-type]
     reader = _reader(path, backend, geom)
     decoded_before = reader.tiles_decoded
     patches = reader.read(coords)
     blur = blur_scores(patches)
-    white = (patches > WHITE_LEVEL).all(axis=-1).mean(axis=(1, 2))
+    white = white_fractions(patches, WHITE_LEVEL)
     write_shard(Path(tmp), start, patches, blur, white)
     return {"n": len(coords), "tiles_decoded": reader.tiles_decoded - decoded_before}
 
 
+def write_preview(plan: dict[str, Any]) -> None:
+    """Thumbnail with tissue contour, pen ink and the kept grid, as ``previews/<slide_id>.png``.
+
+    A task of its own, run beside the shard tasks rather than before or after them.
+    """
+    grp = zarr.open_group(plan["tmp"], mode="r")
+    thumb, tissue, pen = (np.asarray(grp[k][:]) for k in ("thumbnail", "masks/tissue", "masks/pen"))  # type: ignore[index]
+    attrs = plan["attrs"]
+    scale_xy = np.array([m / m0 for m, m0 in zip(attrs["thumbnail_mpp"], attrs["source"]["mpp"], strict=True)])
+    coords = plan["coords"]
+    # Small slides give tiny thumbnails: enlarge the preview (nearest) so the grid stays legible.
+    up = max(1, -(-_PREVIEW_MIN_PX // max(thumb.shape[:2])))
+    boxes = np.concatenate([coords, coords + np.asarray(attrs["footprint0"])], axis=1) / np.tile(scale_xy, 2) * up
+    big = [np.repeat(np.repeat(a, up, axis=0), up, axis=1) for a in (thumb, tissue, pen)]
+    out = Path(plan["final"]).parent
+    _write_png(out / "previews" / f"{plan['slide_id']}.png", render_preview(big[0], big[1], big[2], boxes))
+
+
 def finish_slide(plan: dict[str, Any], tiles_decoded: int, cfg: TileConfig, overwrite: bool) -> None:
-    """Stamp the attrs, rename the store into place, and write the optional CLAM h5."""
+    """Stamp the attrs, rename the store into place, write the optional CLAM h5."""
     attrs = {**plan["attrs"], "tiles_decoded": int(tiles_decoded)}
     final = Path(plan["final"])
     finalize_store(Path(plan["tmp"]), final, attrs, overwrite=overwrite)

@@ -28,10 +28,11 @@ from pathgan.stages._tile_tasks import (
     guarded,
     plan_slide,
     source_fingerprint,
+    write_preview,
 )
 from pathgan.store import partial_stores, read_store_attrs
 
-__all__ = ["SlideStatus", "Status", "tile_slides", "write_status_table", "STATUS_FILE"]
+__all__ = ["STATUS_FILE", "SlideStatus", "Status", "tile_slides", "write_status_table"]
 
 Status = Literal["done", "skipped", "no_tissue", "failed"]
 STATUS_FILE = "tile_status.csv"
@@ -181,13 +182,14 @@ def tile_slides(
             slide.plan = result
             bar_patches.total += len(result["coords"])
             bar_patches.refresh()
+            submit("preview", sid, write_preview, result)
             for start, stop in result["shards"]:
                 submit("shard", sid, extract_shard, result["path"], result["backend"], result["geometry"],
                        result["tmp"], start, result["coords"][start:stop])
         elif kind == "shard":
             slide.tiles_decoded += result["tiles_decoded"]
             bar_patches.update(result["n"])
-        if kind in ("plan", "shard") and not slide.pending:
+        if kind != "finish" and not slide.pending:
             submit("finish", sid, finish_slide, slide.plan, slide.tiles_decoded, cfg, overwrite)
         elif kind == "finish":
             assert slide.plan is not None

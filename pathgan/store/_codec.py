@@ -20,7 +20,7 @@ from zarr.registry import register_codec
 if TYPE_CHECKING:
     from zarr.core.array_spec import ArraySpec
 
-__all__ = ["JpegCodec", "CODEC_NAME"]
+__all__ = ["CODEC_NAME", "JpegCodec"]
 
 CODEC_NAME = "imagecodecs_jpeg"
 
@@ -56,8 +56,8 @@ class JpegCodec(ArrayBytesCodec):
 
     async def _decode_single(self, chunk_bytes: Buffer, chunk_spec: ArraySpec) -> NDBuffer:
         img = imagecodecs.jpeg8_decode(chunk_bytes.to_bytes())
-        arr = np.asarray(img, dtype=np.uint8).reshape(chunk_spec.shape)
-        return chunk_spec.prototype.nd_buffer.from_ndarray_like(arr)
+        arr = np.asarray(img, dtype=np.uint8).reshape(tuple(int(d) for d in chunk_spec.shape))
+        return chunk_spec.prototype.nd_buffer.from_ndarray_like(arr)  # type: ignore[arg-type]
 
     async def _encode_single(self, chunk_array: NDBuffer, chunk_spec: ArraySpec) -> Buffer | None:
         arr = np.asarray(chunk_array.as_ndarray_like(), dtype=np.uint8)

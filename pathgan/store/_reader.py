@@ -11,6 +11,7 @@ import zarr
 
 from pathgan.errors import SchemaMismatchError, StoreError
 from pathgan.store import _schema as S
+from pathgan.store._writer import _array
 
 __all__ = ["PatchStore", "read_store_attrs"]
 
@@ -30,7 +31,8 @@ def read_store_attrs(path: Path) -> dict[str, Any]:
         grp = zarr.open_group(path, mode="r")
     except Exception as err:  # zarr raises FileNotFoundError, ValueError, KeyError ... for non-stores
         raise StoreError(f"{path} is not a pathgan patch store: {err}") from err
-    attrs = dict(grp.attrs.get(S.ATTRS_KEY) or {})
+    raw = grp.attrs.get(S.ATTRS_KEY)
+    attrs: dict[str, Any] = dict(raw) if isinstance(raw, dict) else {}
     missing = [k for k in S.REQUIRED_ATTRS if k not in attrs]
     if missing or not attrs.get("complete"):
         raise StoreError(f"{path} is incomplete or not a pathgan store (missing attrs {missing or ['complete']})")
@@ -54,9 +56,9 @@ class PatchStore:
         self.path = Path(path)
         self.attrs = read_store_attrs(self.path)
         self._grp = zarr.open_group(self.path, mode="r")
-        self._patches: Any = self._grp[S.PATCHES]
-        self.coords: np.ndarray = np.asarray(self._grp[S.COORDS][:], np.int64).reshape(-1, 2)
-        self.tissue_fraction: np.ndarray = np.asarray(self._grp[S.TISSUE_FRACTION][:])
+        self._patches: Any = _array(self._grp, S.PATCHES)
+        self.coords: np.ndarray = np.asarray(_array(self._grp, S.COORDS)[:], np.int64).reshape(-1, 2)
+        self.tissue_fraction: np.ndarray = np.asarray(_array(self._grp, S.TISSUE_FRACTION)[:])
 
     def __len__(self) -> int:
         return int(self._patches.shape[0])
@@ -82,7 +84,7 @@ class PatchStore:
         key = f"qc/{name}"
         if key not in S.QC_ARRAYS:
             raise StoreError(f"unknown QC score {name!r}; available: {[k[3:] for k in S.QC_ARRAYS]}")
-        return np.asarray(self._grp[key][:])
+        return np.asarray(_array(self._grp, key)[:])
 
     def read(self, indices: np.ndarray | slice | list[int]) -> np.ndarray:
         """Patches ``uint8 [n, P, P, 3]`` at ``indices`` in one batched call (sorted internally)."""
@@ -104,8 +106,8 @@ class PatchStore:
             yield np.arange(start, stop), np.asarray(self._patches[start:stop])
 
     def thumbnail(self) -> np.ndarray:
-        return np.asarray(self._grp[S.THUMBNAIL][:])
+        return np.asarray(_array(self._grp, S.THUMBNAIL)[:])
 
     def mask(self, name: str) -> np.ndarray:
         """``tissue`` or ``pen`` mask at the thumbnail's resolution."""
-        return np.asarray(self._grp[f"masks/{name}"][:])
+        return np.asarray(_array(self._grp, f"masks/{name}")[:])

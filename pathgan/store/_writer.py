@@ -20,9 +20,15 @@ from zarr.codecs import ZstdCodec
 from pathgan.store import _schema as S
 from pathgan.store._codec import JpegCodec
 
-__all__ = ["create_store", "write_shard", "finalize_store", "temp_path_for", "partial_stores"]
+__all__ = ["create_store", "finalize_store", "partial_stores", "temp_path_for", "write_shard"]
 
 _PARTIAL = ".partial-"
+
+
+def _array(grp: zarr.Group, name: str) -> zarr.Array:
+    node = grp[name]
+    assert isinstance(node, zarr.Array), f"{name} is not an array"
+    return node
 
 
 def temp_path_for(final: Path) -> Path:
@@ -78,7 +84,7 @@ def create_store(
     for name, values in qc.items():
         grp.create_array(name, shape=(n,), dtype="float32", chunks=(patches_per_shard,), fill_value=np.nan, **small)
         if name == "qc/pen_fraction" and n:
-            grp[name][:] = values
+            _array(grp, name)[:] = values
     grp.create_array(S.THUMBNAIL, data=np.ascontiguousarray(thumbnail, np.uint8), **small)
     grp.create_array(S.MASK_TISSUE, data=np.asarray(tissue_mask, bool), **small)
     grp.create_array(S.MASK_PEN, data=np.asarray(pen_mask, bool), **small)
@@ -88,9 +94,11 @@ def write_shard(path: Path, start: int, patches: np.ndarray, blur: np.ndarray, w
     """Write patches ``[start, start + len(patches))``: exactly one shard (or the last, partial one)."""
     grp = zarr.open_group(path, mode="r+")
     stop = start + len(patches)
-    grp[S.PATCHES][start:stop] = patches
-    grp["qc/blur"][start:stop] = np.asarray(blur, np.float32)
-    grp["qc/white_fraction"][start:stop] = np.asarray(white_fraction, np.float32)
+    # write_empty_chunks is a runtime setting: skip zarr's per-chunk "all fill value?" scan.
+    with zarr.config.set({"array.write_empty_chunks": True}):
+        _array(grp, S.PATCHES)[start:stop] = patches
+    _array(grp, "qc/blur")[start:stop] = np.asarray(blur, np.float32)
+    _array(grp, "qc/white_fraction")[start:stop] = np.asarray(white_fraction, np.float32)
 
 
 def finalize_store(path: Path, final: Path, attrs: dict[str, Any], *, overwrite: bool = False) -> None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["PatchGeometry", "plan_geometry", "grid_coords", "locality_order", "shard_ranges", "level_boxes"]
+__all__ = ["PatchGeometry", "grid_coords", "level_boxes", "locality_order", "plan_geometry", "shard_ranges"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -92,7 +92,7 @@ def grid_coords(dimensions_wh: tuple[int, int], footprint0: tuple[float, float],
     """
     counts = []
     for size, foot, step in zip(dimensions_wh, footprint0, stride0, strict=True):
-        counts.append(0 if size < foot else int(math.floor((size - foot) / step + 1e-9)) + 1)
+        counts.append(0 if size < foot else math.floor((size - foot) / step + 1e-9) + 1)
     xs = np.floor(np.arange(counts[0]) * stride0[0] + 1e-9).astype(np.int64)
     ys = np.floor(np.arange(counts[1]) * stride0[1] + 1e-9).astype(np.int64)
     gx, gy = np.meshgrid(xs, ys)

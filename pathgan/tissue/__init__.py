@@ -5,8 +5,8 @@ All functions take and return NumPy arrays; see each docstring for shapes and un
 
 from __future__ import annotations
 
-from pathgan.tissue._blur import blur_score, blur_scores
-from pathgan.tissue._mask import tissue_mask
+from pathgan.tissue._blur import blur_score, blur_scores, white_fractions
+from pathgan.tissue._mask import tissue_and_pen, tissue_mask
 from pathgan.tissue._pen import pen_mask
 from pathgan.tissue._preview import render_preview
 from pathgan.tissue._regions import region_fractions
@@ -17,5 +17,7 @@ __all__ = [
     "pen_mask",
     "region_fractions",
     "render_preview",
+    "tissue_and_pen",
     "tissue_mask",
+    "white_fractions",
 ]

@@ -6,7 +6,7 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage.morphology import disk
 
-from pathgan.tissue._color import as_rgb01, hsv01
+from pathgan.tissue._color import hsv_valid
 
 __all__ = ["ink_from_hsv", "pen_mask"]
 
@@ -70,8 +70,8 @@ def pen_mask(rgb: np.ndarray, mpp: float | None = None) -> np.ndarray:
     -------
     (H, W) bool, True where there is red, green, blue or black ink.
     """
-    rgb01, valid = as_rgb01(rgb)
-    return ink_from_hsv(hsv01(rgb01), valid, mpp)
+    hsv, valid = hsv_valid(rgb)
+    return ink_from_hsv(hsv, valid, mpp)
 
 
 def ink_from_hsv(

@@ -37,9 +37,9 @@ def test_backends_give_identical_pixels(data_dir: Path, name: str) -> None:
 
 def test_real_mpp_and_refusals(data_dir: Path) -> None:
     assert slide_mpp(open_slide(data_dir / CMU)) == (0.499, 0.499)
-    with pytest.raises(MissingMPPError, match="'TCGA-CR-7395-01A-01-TS1.svs'.*mpp_override"):
+    with pytest.raises(MissingMPPError, match=r"'TCGA-CR-7395-01A-01-TS1.svs'.*mpp_override"):
         slide_mpp(open_slide(data_dir / TCGA))
-    with pytest.raises(SlideOpenError, match="broken.svs"):
+    with pytest.raises(SlideOpenError, match=r"broken.svs"):
         open_slide(data_dir / "slides" / "broken.svs")
 
 

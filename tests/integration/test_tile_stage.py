@@ -40,7 +40,7 @@ def _entries(*paths: Path) -> list[SlideEntry]:
 
 
 def test_batch_statuses_and_store_contents(client, tmp_path, tissue_slide, blank_slide, nompp_slide, corrupt_slide):
-    path, img, truth = tissue_slide
+    path, _img, truth = tissue_slide
     rows = tile_slides(_entries(path, blank_slide, nompp_slide, corrupt_slide), tmp_path, CFG,
                        client=client, progress=False)
     status = {r.slide_id: r for r in rows}

@@ -69,8 +69,9 @@ def test_jpeg_round_trip_and_metadata(tmp_path: Path) -> None:
     assert sharding["configuration"]["codecs"][0] == {"name": CODEC_NAME, "configuration": {"level": 90}}
     assert meta["chunk_grid"]["configuration"]["chunk_shape"] == [4, 64, 64, 3]
     # each inner chunk is a standalone JPEG any decoder reads (here: Pillow, a second implementation)
-    from PIL import Image
     import io
+
+    from PIL import Image
     shard = (final / "patches" / "c" / "0" / "0" / "0" / "0").read_bytes()
     soi = shard.index(b"\xff\xd8")
     eoi = shard.index(b"\xff\xd9", soi) + 2
