@@ -79,3 +79,23 @@ def test_discover_slides(tmp_path: Path) -> None:
         discover_slides(tmp_path)
     with pytest.raises(ManifestError, match="does not exist"):
         discover_slides(tmp_path / "nothing")
+
+
+def test_default_yaml_is_the_dataclass_defaults() -> None:
+    import yaml
+
+    path = Path(__file__).resolve().parents[2] / "configs" / "tile" / "default.yaml"
+    assert from_dict(TileConfig, yaml.safe_load(path.read_text())) == TileConfig()
+
+
+def test_cli_config_file_and_flag_override(tmp_path: Path) -> None:
+    from pathgan.cli._main import _load_tile_config
+
+    cfg_file = tmp_path / "c.yaml"
+    cfg_file.write_text("mpp: 1.0\njpeg_quality: 80\ntissue:\n  thumbnail_mpp: 16\n")
+    cfg = _load_tile_config(cfg_file, {"jpeg_quality": 70, "tissue.min_area_um2": 5.0, "codec": None})
+    assert (cfg.mpp, cfg.jpeg_quality, cfg.codec) == (1.0, 70, "jpeg")
+    assert (cfg.tissue.thumbnail_mpp, cfg.tissue.min_area_um2) == (16, 5.0)
+    cfg_file.write_text("mpp: 1.0\npatchpx: 3\n")
+    with pytest.raises(ConfigError, match="patchpx"):
+        _load_tile_config(cfg_file, {})
