@@ -124,3 +124,127 @@ def from_dict(cls: type[_T], data: dict[str, Any]) -> _T:
         return cls(**kwargs)
     except TypeError as err:
         raise ConfigError(f"{cls.__name__}: {err}") from err
+
+
+LossKind = Literal["relativistic", "hinge", "nonsaturating", "wgan"]
+Precision = Literal["fp32", "bf16", "fp16"]
+_NATIVE_PX = (28, 56, 112, 224, 448)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelConfig:
+    """A PathologyGAN-style architecture (see ``pathgan.models`` for the registry of named ones).
+
+    Attributes
+    ----------
+    name : registry name, e.g. ``pathologygan-224``.
+    image_px : output size; 7 * 2**L (28, 56, 112, 224, 448), as in the reference.
+    z_dim, w_dim : latent sizes (the reference uses 200 for both).
+    mapping_blocks : residual dense blocks in the mapping network z -> w.
+    g_channels : channels of the generator stages, one per 2x upscale (7 -> image_px).
+    d_channels : channels of the discriminator stages, one per 2x downscale (image_px -> 7).
+    dense_units : width of the dense layer before (G) and after (D) the 7x7 grid.
+    g_stem_channels : channels of the 7x7 grid the generator reshapes its dense output into.
+    attention_px : resolution of the self-attention block (G and D).
+    style_mixing_p : probability of mixing two w at a random style slot during training.
+    """
+
+    name: str
+    image_px: int = 224
+    z_dim: int = 200
+    w_dim: int = 200
+    mapping_blocks: int = 4
+    g_channels: tuple[int, ...] = (512, 256, 128, 64, 32)
+    d_channels: tuple[int, ...] = (32, 64, 128, 256, 512)
+    dense_units: int = 1024
+    g_stem_channels: int = 256
+    attention_px: int = 28
+    style_mixing_p: float = 0.5
+
+    def __post_init__(self) -> None:
+        _check(self.image_px in _NATIVE_PX, "image_px", self.image_px, f"one of {_NATIVE_PX} (7 * 2**L)")
+        stages = (self.image_px // 7).bit_length() - 1
+        _check(len(self.g_channels) == stages, "g_channels", self.g_channels, f"{stages} values for {self.image_px} px")
+        _check(len(self.d_channels) == stages, "d_channels", self.d_channels, f"{stages} values for {self.image_px} px")
+        _check(self.attention_px in {7 * 2**i for i in range(1, stages + 1)}, "attention_px", self.attention_px,
+               f"a stage resolution between 14 and {self.image_px}")
+        for name in ("z_dim", "w_dim", "mapping_blocks", "dense_units", "g_stem_channels"):
+            _check(getattr(self, name) >= 1, name, getattr(self, name), ">= 1")
+        _check(0.0 <= self.style_mixing_p <= 1.0, "style_mixing_p", self.style_mixing_p, "[0, 1]")
+
+    @property
+    def n_stages(self) -> int:
+        return len(self.g_channels)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainConfig:
+    """How ``pathgan train-latent`` trains a model (defaults follow the PathologyGAN paper,
+    with the reference code's bugs fixed; see ``pathgan/train/losses.py``).
+
+    Attributes
+    ----------
+    model : registry name of the architecture.
+    batch_size : images per discriminator step.
+    n_critic : discriminator steps per generator step.
+    lr_g, lr_d, beta1, beta2 : Adam settings (the paper: 1e-4, 1e-4, 0.5, 0.9).
+    loss : adversarial loss.
+    gp_weight : gradient-penalty weight (0.65 in the paper; 10 is usual for WGAN-GP).
+    ortho_weight : orthogonal regulariser weight (0 = off; the reference attached it but never used it).
+    ema_decay : decay of the generator EMA used for sampling (0 = no EMA).
+    diffaugment : comma-separated DiffAugment policy (color, translation, cutout) or "" for none.
+    steps : discriminator steps to train.
+    seed : seeds model init, data order, noise and augmentation.
+    sample_every, checkpoint_every, log_every : in discriminator steps.
+    n_samples : images in each sample grid (fixed seeds).
+    precision : fp32, bf16 or fp16 autocast (GPU only; CPU always runs fp32).
+    channels_last, compile : GPU speed options.
+    min_tissue_fraction, max_white_fraction : patch filters applied to the stores.
+    val_fraction : held-out share of slides when the manifest gives no split.
+    stain_augment : HED stain jitter strength (0 = off).
+    num_workers : DataLoader worker processes.
+    """
+
+    model: str = "pathologygan-224"
+    batch_size: int = 64
+    n_critic: int = 5
+    lr_g: float = 1e-4
+    lr_d: float = 1e-4
+    beta1: float = 0.5
+    beta2: float = 0.9
+    loss: LossKind = "relativistic"
+    gp_weight: float = 0.65
+    ortho_weight: float = 0.0
+    ema_decay: float = 0.999
+    diffaugment: str = "color,translation,cutout"
+    steps: int = 100_000
+    seed: int = 0
+    sample_every: int = 1000
+    checkpoint_every: int = 1000
+    log_every: int = 50
+    n_samples: int = 64
+    precision: Precision = "fp32"
+    channels_last: bool = False
+    compile: bool = False
+    min_tissue_fraction: float = 0.5
+    max_white_fraction: float = 0.3
+    val_fraction: float = 0.2
+    stain_augment: float = 0.0
+    num_workers: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "n_critic", "steps", "sample_every", "checkpoint_every", "log_every", "n_samples"):
+            _check(getattr(self, name) >= 1, name, getattr(self, name), ">= 1")
+        for name in ("lr_g", "lr_d"):
+            _check(0 < getattr(self, name) < 1, name, getattr(self, name), "(0, 1)")
+        for name in ("beta1", "beta2", "ema_decay", "min_tissue_fraction", "max_white_fraction", "val_fraction"):
+            _check(0 <= getattr(self, name) < 1 or (name in ("min_tissue_fraction", "max_white_fraction") and getattr(self, name) == 1),
+                   name, getattr(self, name), "[0, 1)")
+        _check(self.loss in get_args(LossKind), "loss", self.loss, str(get_args(LossKind)))
+        _check(self.precision in get_args(Precision), "precision", self.precision, str(get_args(Precision)))
+        _check(self.gp_weight >= 0 and self.ortho_weight >= 0, "gp_weight/ortho_weight",
+               (self.gp_weight, self.ortho_weight), ">= 0")
+        bad = [p for p in self.diffaugment.split(",") if p and p not in ("color", "translation", "cutout")]
+        _check(not bad, "diffaugment", self.diffaugment, "comma-separated from color, translation, cutout")
+        _check(self.stain_augment >= 0 and self.num_workers >= 0, "stain_augment/num_workers",
+               (self.stain_augment, self.num_workers), ">= 0")
