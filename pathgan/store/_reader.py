@@ -93,10 +93,15 @@ class PatchStore:
         idx = np.asarray(indices, np.int64)
         if idx.size and (idx.min() < 0 or idx.max() >= len(self)):
             raise IndexError(f"patch index out of range 0..{len(self) - 1} in {self.path}")
-        order = np.argsort(idx, kind="stable")
         out = np.empty((len(idx), self.patch_px, self.patch_px, 3), np.uint8)
-        if idx.size:
-            out[order] = np.asarray(self._patches.get_orthogonal_selection((idx[order],)))
+        if not idx.size:
+            return out
+        # zarr 3.1's orthogonal selection on sharded arrays does per-pixel index arithmetic (7x
+        # slower than slices for 64 scattered patches): read runs of consecutive indices as slices.
+        uniq, inverse = np.unique(idx, return_inverse=True)
+        breaks = np.flatnonzero(np.diff(uniq) != 1) + 1
+        parts = [np.asarray(self._patches[int(run[0]) : int(run[-1]) + 1]) for run in np.split(uniq, breaks)]
+        out[:] = np.concatenate(parts)[inverse]
         return out
 
     def iter_batches(self, batch_size: int = 256) -> Iterator[tuple[np.ndarray, np.ndarray]]:

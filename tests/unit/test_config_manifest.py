@@ -99,3 +99,18 @@ def test_cli_config_file_and_flag_override(tmp_path: Path) -> None:
     cfg_file.write_text("mpp: 1.0\npatchpx: 3\n")
     with pytest.raises(ConfigError, match="patchpx"):
         _load_tile_config(cfg_file, {})
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parents[2] / "configs" / "train").glob("*.yaml")),
+                         ids=lambda p: p.stem)
+def test_train_yaml_files_are_valid(path: Path) -> None:
+    import yaml
+
+    from pathgan.config import TrainConfig
+    from pathgan.models import get_config
+
+    cfg = from_dict(TrainConfig, yaml.safe_load(path.read_text()))
+    assert cfg.model == path.stem and get_config(cfg.model).name == path.stem
+    if path.stem == "pathologygan-224":  # the paper's optimisation settings
+        assert (cfg.batch_size, cfg.n_critic, cfg.lr_d, cfg.lr_g, cfg.beta1) == (64, 5, 1e-4, 1e-4, 0.5)
+        assert get_config(cfg.model).z_dim == 200

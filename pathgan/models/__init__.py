@@ -1,0 +1,35 @@
+"""PathologyGAN models: registry of named configurations, mapping network, generator, discriminator.
+
+>>> from pathgan.models import build
+>>> model = build("pathologygan-56-cpu")
+"""
+
+from __future__ import annotations
+
+from pathgan.models._discriminator import Discriminator
+from pathgan.models._generator import Generator
+from pathgan.models._mapping import MappingNetwork, broadcast_w, mix_styles
+from pathgan.models._pathologygan import PathologyGAN
+from pathgan.models._registry import (
+    build,
+    describe_configs,
+    get_config,
+    list_configs,
+    param_counts,
+    register,
+)
+
+__all__ = [
+    "Discriminator",
+    "Generator",
+    "MappingNetwork",
+    "PathologyGAN",
+    "broadcast_w",
+    "build",
+    "describe_configs",
+    "get_config",
+    "list_configs",
+    "mix_styles",
+    "param_counts",
+    "register",
+]

@@ -1,0 +1,103 @@
+"""Mapping network z -> w and the style-slot helpers (broadcast, style mixing)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pathgan.errors import ConfigError
+from pathgan.models._layers import check_shape, linear
+
+__all__ = ["MappingNetwork", "ResidualDenseBlock", "broadcast_w", "mix_styles"]
+
+
+class ResidualDenseBlock(nn.Module):
+    """``relu(skip(x) + fc2(relu(fc1(x))))``, [N, in_features] -> [N, out_features].
+
+    Fixes a reference bug: there the first layer's output was overwritten before use (dead code),
+    so each block was effectively a single layer. Here both layers are on the path.
+    ``skip`` is the identity when the widths agree, otherwise a bias-free linear projection.
+    """
+
+    def __init__(self, in_features: int, out_features: int) -> None:
+        super().__init__()
+        self.fc1 = linear(in_features, out_features)
+        self.fc2 = linear(out_features, out_features)
+        self.skip: nn.Module = nn.Identity()
+        if in_features != out_features:
+            proj = nn.Linear(in_features, out_features, bias=False)
+            nn.init.orthogonal_(proj.weight)
+            self.skip = nn.utils.parametrizations.spectral_norm(proj)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.skip(x) + self.fc2(F.relu(self.fc1(x))))
+
+
+class MappingNetwork(nn.Module):
+    """z [N, z_dim] -> w [N, w_dim]: ``n_blocks`` residual dense blocks then a linear layer."""
+
+    def __init__(self, z_dim: int, w_dim: int, n_blocks: int) -> None:
+        super().__init__()
+        self.z_dim = z_dim
+        self.w_dim = w_dim
+        self.blocks = nn.Sequential(
+            *(ResidualDenseBlock(z_dim if i == 0 else w_dim, w_dim) for i in range(n_blocks))
+        )
+        self.out = linear(w_dim, w_dim)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        check_shape(z, (None, self.z_dim), "MappingNetwork z")
+        w: torch.Tensor = self.out(self.blocks(z))
+        return w
+
+
+def broadcast_w(w: torch.Tensor, n_slots: int) -> torch.Tensor:
+    """The same w in every style slot: [N, w_dim] -> [N, n_slots, w_dim] (a view, no copy)."""
+    check_shape(w, (None, None), "broadcast_w w")
+    return w.unsqueeze(1).expand(-1, n_slots, -1)
+
+
+def mix_styles(
+    w1: torch.Tensor,
+    w2: torch.Tensor,
+    n_slots: int,
+    p: float,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Style mixing: per sample, with probability ``p``, w1 below a random crossover slot, w2 from it.
+
+    Parameters
+    ----------
+    w1, w2 : [N, w_dim] latents from the mapping network.
+    n_slots : style slots of the generator (1 + its stages).
+    p : mixing probability in [0, 1].
+    generator : optional ``torch.Generator`` on ``w1.device`` for reproducible draws.
+
+    Returns
+    -------
+    ws : [N, n_slots, w_dim]; a mixed sample uses w1 for slots ``< k`` and w2 for slots ``>= k``
+        with ``k`` uniform in ``[1, n_slots)``; an unmixed one uses w1 everywhere.
+    mixed : bool [N], which samples were mixed (the encoder trains only on unmixed ones).
+
+    Raises
+    ------
+    ConfigError : ``p`` outside [0, 1] or ``n_slots < 1``.
+    ValueError : ``w1`` and ``w2`` differ in shape or are not [N, w_dim].
+    """
+    if not 0.0 <= p <= 1.0:
+        raise ConfigError(f"style mixing p={p!r} is not allowed; expected [0, 1]")
+    if n_slots < 1:
+        raise ConfigError(f"n_slots={n_slots!r} is not allowed; expected >= 1")
+    check_shape(w1, (None, None), "mix_styles w1")
+    check_shape(w2, tuple(w1.shape), "mix_styles w2")
+    n = w1.shape[0]
+    device = w1.device
+    if n_slots == 1:  # no crossover point exists
+        return broadcast_w(w1, 1), torch.zeros(n, dtype=torch.bool, device=device)
+    mixed = torch.rand(n, generator=generator, device=device) < p
+    k = torch.randint(1, n_slots, (n,), generator=generator, device=device)
+    slot = torch.arange(n_slots, device=device)
+    use_w2 = mixed[:, None] & (slot[None, :] >= k[:, None])  # [N, n_slots]
+    ws = torch.where(use_w2[:, :, None], w2[:, None, :], w1[:, None, :])
+    return ws, mixed

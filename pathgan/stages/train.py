@@ -1,0 +1,163 @@
+"""``pathgan train-latent``: patch stores -> a trained PathologyGAN run directory."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+from pathgan.config import ModelConfig, TrainConfig, from_dict
+from pathgan.errors import ConfigError, PathganError
+
+__all__ = ["expand_stores", "load_run_config", "train_latent"]
+
+
+def expand_stores(paths: list[Path]) -> list[Path]:
+    """Store paths from a mix of ``*.zarr`` stores and folders holding them (sorted, unique).
+
+    Raises
+    ------
+    ConfigError
+        A path does not exist or a folder holds no store.
+    """
+    out: list[Path] = []
+    for p in paths:
+        if not p.exists():
+            raise ConfigError(f"--stores {p}: does not exist")
+        if p.suffix == ".zarr":
+            out.append(p)
+            continue
+        found = sorted(q for q in p.glob("*.zarr") if q.is_dir())
+        if not found:
+            raise ConfigError(f"--stores {p}: no <slide_id>.zarr stores in this folder (run pathgan tile first)")
+        out.extend(found)
+    return sorted(dict.fromkeys(out))
+
+
+def load_run_config(run_dir: Path) -> tuple[TrainConfig, ModelConfig, dict[str, Any]]:
+    """The resolved configs saved in ``run_dir/config.yaml``."""
+    import yaml
+
+    path = run_dir / "config.yaml"
+    if not path.is_file():
+        raise PathganError(f"{run_dir} is not a pathgan run directory (no config.yaml)")
+    data = yaml.safe_load(path.read_text())
+    model = data["model"]
+    for key in ("g_channels", "d_channels"):
+        model[key] = tuple(model[key])
+    return from_dict(TrainConfig, data["train"]), from_dict(ModelConfig, model), data
+
+
+def _distributed() -> tuple[int, int]:
+    """(rank, world) from torchrun's environment, initialising the process group once."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return 0, 1
+    import torch
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return dist.get_rank(), world
+
+
+def train_latent(
+    stores: list[Path],
+    cfg: TrainConfig,
+    *,
+    runs_root: Path = Path("runs"),
+    device: str = "auto",
+    resume: Path | None = None,
+    progress: bool = True,
+    steps_override: int | None = None,
+) -> Path:
+    """Train (or resume) a run; returns the run directory.
+
+    With ``resume`` the configuration saved in the run directory is used (``steps_override`` may
+    extend it) and training continues bit-exactly from the latest checkpoint.
+    """
+    import torch
+
+    from pathgan.data import PatchDataset, describe, split_stores
+    from pathgan.models import get_config
+    from pathgan.store import SCHEMA_VERSION
+    from pathgan.train._loop import Trainer, select_device
+    from pathgan.train._run import new_run_dir, write_yaml
+
+    rank, world = _distributed()
+    if resume is not None:
+        cfg, model_cfg, _ = load_run_config(resume)
+        if steps_override is not None:
+            cfg = replace(cfg, steps=steps_override)
+    else:
+        model_cfg = get_config(cfg.model)
+    if cfg.batch_size % world:
+        raise ConfigError(f"batch_size={cfg.batch_size} must be divisible by the {world} processes")
+    dev = select_device(device)
+    if dev.type == "cuda" and world > 1:
+        dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(dev)
+    paths = expand_stores(stores)
+    splits = split_stores(paths, val_fraction=cfg.val_fraction, seed=cfg.seed)
+    if not splits["train"]:
+        raise ConfigError(f"no training slides among {len(paths)} store(s): check the manifest's split column")
+    dataset = PatchDataset(
+        splits["train"],
+        image_px=model_cfg.image_px,
+        min_tissue_fraction=cfg.min_tissue_fraction,
+        max_white_fraction=cfg.max_white_fraction,
+        dihedral=True,
+        seed=cfg.seed,
+        transform=_stain_transform(cfg.stain_augment),
+    )
+    info = describe(dataset)
+    provenance = {
+        "store_schema": SCHEMA_VERSION,
+        "patch_mpp": info["mpp"],
+        "patch_px": info["patch_px"],
+        "image_px": model_cfg.image_px,
+        "resize_mode": info["resize_mode"],
+        "data_fingerprint": info["fingerprint"],
+        "train_slides": [p.stem for p in splits["train"]],
+        "val_slides": [p.stem for p in splits["val"]],
+        "n_train_patches": len(dataset),
+    }
+    if resume is not None:
+        run_dir = resume
+    else:
+        run_dir = _shared_run_dir(runs_root, model_cfg.name, rank, world, new_run_dir)
+        if rank == 0:
+            write_yaml(run_dir / "config.yaml", {"train": asdict(cfg), "model": asdict(model_cfg),
+                                                  "data": provenance, "stores": [str(p) for p in paths]})
+
+    def get_batch(indices: Any, epoch: int) -> torch.Tensor:
+        return dataset.get_batch(indices, epoch=epoch)["image"]
+
+    trainer = Trainer(cfg, model_cfg, get_batch=get_batch, n_train=len(dataset), run_dir=run_dir, device=dev,
+                      provenance=provenance, rank=rank, world=world, progress=progress)
+    if resume is not None:
+        trainer.resume()
+    trainer.run()
+    return run_dir
+
+
+def _stain_transform(sigma: float) -> Any:
+    if sigma <= 0:
+        return None
+    from functools import partial
+
+    from pathgan.train.augment import hed_jitter
+
+    return partial(hed_jitter, sigma=sigma)
+
+
+def _shared_run_dir(root: Path, name: str, rank: int, world: int, make: Any) -> Path:
+    """Rank 0 creates the run directory; the others receive its path."""
+    if world == 1:
+        return make(root, name)  # type: ignore[no-any-return]
+    import torch.distributed as dist
+
+    box = [str(make(root, name)) if rank == 0 else None]
+    dist.broadcast_object_list(box, src=0)
+    return Path(str(box[0]))

@@ -1,0 +1,346 @@
+"""The training loop of ``pathgan train-latent``: D every step, G every ``n_critic`` steps.
+
+Exact resume: every source of randomness after initialisation (data order, z, style mixing,
+noise maps, DiffAugment, gradient-penalty interpolation) is drawn from explicit generators whose
+states are checkpointed, and the data order is a function of (seed, epoch, position). So on CPU,
+2 steps + resume + 2 steps gives bit-identical weights to 4 steps in one go (tested).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from pathgan import __version__
+from pathgan.config import ModelConfig, TrainConfig
+from pathgan.errors import PathganError
+from pathgan.train._checkpoint import load_checkpoint, save_checkpoint
+from pathgan.train._run import StatsWriter, latest_checkpoint, save_grid
+
+__all__ = ["ResumableBatches", "Trainer", "TrainingDivergedError", "select_device"]
+
+SAMPLE_SEED = 20_200_302  # fixed latents for the sample grids, the same in every run
+
+
+class TrainingDivergedError(PathganError):
+    """A loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+def select_device(name: str = "auto") -> torch.device:
+    """``auto`` picks cuda, then mps, then cpu; anything else is passed to ``torch.device``."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:
+        raise PathganError(f"--device {name!r} is not a torch device (auto, cpu, cuda, cuda:1, mps)") from err
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise PathganError(f"--device {name}: CUDA is not available on this machine")
+    return device
+
+
+class ResumableBatches:
+    """Index batches over ``n`` items: a seeded permutation per epoch, resumable at any position.
+
+    Parameters
+    ----------
+    n : dataset size.
+    batch_size : indices per batch (the last incomplete batch of an epoch is dropped).
+    seed : base seed; epoch ``e`` uses permutation ``default_rng((seed, e))``.
+    rank, world : with several processes, each takes ``batch[rank::world]``.
+    """
+
+    def __init__(self, n: int, batch_size: int, seed: int, *, epoch: int = 0, position: int = 0,
+                 rank: int = 0, world: int = 1) -> None:
+        if n < batch_size:
+            raise PathganError(f"only {n} training patches for batch size {batch_size}; lower --set batch_size")
+        self.n, self.batch_size, self.seed = n, batch_size, seed
+        self.epoch, self.position = epoch, position
+        self.rank, self.world = rank, world
+
+    @property
+    def per_epoch(self) -> int:
+        return self.n // self.batch_size
+
+    def __iter__(self) -> Iterator[tuple[int, np.ndarray]]:
+        """Yield ``(epoch, indices)``; the epoch seeds the dataset's per-sample augmentations."""
+        while True:
+            order = np.random.default_rng((self.seed, self.epoch)).permutation(self.n)
+            while self.position < self.per_epoch:
+                b = order[self.position * self.batch_size : (self.position + 1) * self.batch_size]
+                self.position += 1
+                yield self.epoch, b[self.rank :: self.world]
+            self.epoch, self.position = self.epoch + 1, 0
+
+
+def _grad_norm(params: list[nn.Parameter]) -> float:
+    norms = [p.grad.detach().norm() for p in params if p.grad is not None]
+    return float(torch.stack(norms).norm()) if norms else 0.0
+
+
+class Trainer:
+    """Owns models, optimisers, EMA and RNG state for one run; ``run()`` trains to ``cfg.steps``.
+
+    Parameters
+    ----------
+    cfg, model_cfg : resolved configurations.
+    get_batch : ``(indices, epoch) -> float tensor [B, 3, H, W]`` in [0, 1] (the dataset's batched read).
+    n_train : number of training patches.
+    run_dir : the run directory (created by the caller).
+    device : torch device.
+    provenance : JSON-able facts about the data (store schema, MPP, patch size, fingerprint).
+    rank, world : for multi-process (torchrun) training; only rank 0 writes files.
+    """
+
+    def __init__(self, cfg: TrainConfig, model_cfg: ModelConfig, *, get_batch: Callable[[np.ndarray, int], torch.Tensor],
+                 n_train: int, run_dir: Path, device: torch.device, provenance: dict[str, Any],
+                 rank: int = 0, world: int = 1, progress: bool = True) -> None:
+        from pathgan.models import build
+        from pathgan.train.ema import EMA
+
+        self.cfg, self.model_cfg = cfg, model_cfg
+        self.get_batch, self.run_dir, self.device = get_batch, run_dir, device
+        self.rank, self.world, self.progress = rank, world, progress
+        self.provenance = provenance
+        torch.manual_seed(cfg.seed)  # initialisation only; training draws from self.rng
+        self.model = build(model_cfg).to(device)
+        if world > 1:
+            self._broadcast_parameters()
+        if cfg.channels_last and device.type == "cuda":
+            self.model = self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        self.g_modules = nn.ModuleDict({"mapping": self.model.mapping, "generator": self.model.generator})
+        self.g_params = [p for p in self.g_modules.parameters() if p.requires_grad]
+        self.d_params = [p for p in self.model.discriminator.parameters() if p.requires_grad]
+        betas = (cfg.beta1, cfg.beta2)  # the reference silently ran with beta2 = 0.999; we honour it
+        self.opt_g = torch.optim.Adam(self.g_params, lr=cfg.lr_g, betas=betas)
+        self.opt_d = torch.optim.Adam(self.d_params, lr=cfg.lr_d, betas=betas)
+        self.ema = EMA(self.g_modules)
+        use_amp = device.type == "cuda" and cfg.precision != "fp32"
+        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.precision, torch.float32)
+        self.use_amp = use_amp
+        self.scaler = torch.amp.GradScaler("cuda", enabled=use_amp and cfg.precision == "fp16")
+        self.rng = torch.Generator(device=device)
+        self.rng.manual_seed(cfg.seed + 1_000_003 * rank)
+        self.step = 0
+        self.batches = ResumableBatches(n_train, cfg.batch_size, cfg.seed, rank=rank, world=world)
+        self.stats = StatsWriter(run_dir / "stats.jsonl")
+        self._g_forward: Callable[..., torch.Tensor] = self.model.generator
+        self._d_forward: Callable[..., torch.Tensor] = self.model.discriminator
+        if cfg.compile:
+            self._g_forward = torch.compile(self.model.generator)  # type: ignore[assignment]
+            self._d_forward = torch.compile(self.model.discriminator)  # type: ignore[assignment]
+        self._last: dict[str, float] = {}
+
+    # -- state ---------------------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "epoch": self.batches.epoch,
+            "position": self.batches.position,
+            "models": {k: getattr(self.model, k).state_dict() for k in ("mapping", "generator", "discriminator")},
+            "ema": self.ema.state_dict(),
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "rng": {"train": self.rng.get_state(), "torch_cpu": torch.get_rng_state()},
+            "config": {"train": asdict(self.cfg), "model": asdict(self.model_cfg)},
+            "provenance": {**self.provenance, "pathgan_version": __version__},
+        }
+
+    def load_state(self, ckpt: dict[str, Any]) -> None:
+        for k in ("mapping", "generator", "discriminator"):
+            getattr(self.model, k).load_state_dict(ckpt["models"][k])
+        self.ema.load_state_dict(ckpt["ema"])
+        self.opt_g.load_state_dict(ckpt["opt_g"])
+        self.opt_d.load_state_dict(ckpt["opt_d"])
+        if ckpt.get("scaler"):
+            self.scaler.load_state_dict(ckpt["scaler"])
+        self.rng.set_state(ckpt["rng"]["train"])
+        torch.set_rng_state(ckpt["rng"]["torch_cpu"])
+        self.step = int(ckpt["step"])
+        self.batches.epoch, self.batches.position = int(ckpt["epoch"]), int(ckpt["position"])
+
+    def resume(self) -> Path:
+        """Load the latest checkpoint of the run directory; returns its path."""
+        path = latest_checkpoint(self.run_dir)
+        if path is None:
+            raise PathganError(f"--resume {self.run_dir}: no checkpoint in {self.run_dir / 'checkpoints'}")
+        self.load_state(load_checkpoint(path, map_location=self.device))
+        if self.rank == 0:
+            self.stats.truncate_after(self.step)
+        return path
+
+    def save(self) -> Path:
+        path = self.run_dir / "checkpoints" / f"step-{self.step:07d}.pt"
+        if self.rank == 0:
+            save_checkpoint(path, self.state())
+        return path
+
+    # -- one step ------------------------------------------------------------------------------
+    def _broadcast_parameters(self) -> None:
+        import torch.distributed as dist
+
+        for t in list(self.model.parameters()) + list(self.model.buffers()):
+            dist.broadcast(t.data, src=0)
+
+    def _sync_grads(self, params: list[nn.Parameter]) -> None:
+        # Manual all-reduce instead of DDP: the gradient penalty needs double backward, which DDP's
+        # hooks do not support, and the G/D alternation would confuse its unused-parameter logic.
+        if self.world == 1:
+            return
+        import torch.distributed as dist
+
+        for p in params:
+            if p.grad is not None:
+                dist.all_reduce(p.grad)
+                p.grad /= self.world
+
+    def _latents(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        from pathgan.models import mix_styles
+
+        zdim = self.model_cfg.z_dim
+        z1 = torch.randn(n, zdim, generator=self.rng, device=self.device)
+        z2 = torch.randn(n, zdim, generator=self.rng, device=self.device)
+        w1, w2 = self.model.mapping(z1), self.model.mapping(z2)
+        ws, mixed = mix_styles(w1, w2, self.model.generator.n_slots, self.model_cfg.style_mixing_p, generator=self.rng)
+        return ws, mixed
+
+    def _augment(self, x: torch.Tensor) -> torch.Tensor:
+        from pathgan.train.augment import diff_augment
+
+        return diff_augment(x, self.cfg.diffaugment, generator=self.rng) if self.cfg.diffaugment else x
+
+    def _check(self, name: str, value: torch.Tensor) -> float:
+        v = float(value.detach())
+        if not math.isfinite(v):
+            raise TrainingDivergedError(
+                f"{name} became {v} at step {self.step}; the last good checkpoint in {self.run_dir / 'checkpoints'} "
+                "is kept: resume from it with a lower learning rate (--set lr_d=..., lr_g=...) or another loss"
+            )
+        return v
+
+    def train_step(self, real: torch.Tensor) -> dict[str, float]:
+        """One discriminator step, plus a generator step every ``n_critic`` steps."""
+        from pathgan.train.losses import d_loss, g_loss, gradient_penalty, orthogonal_regularizer
+
+        cfg = self.cfg
+        n = real.shape[0]
+        real = real.to(self.device, non_blocking=True)
+        if cfg.channels_last and self.device.type == "cuda":
+            real = real.contiguous(memory_format=torch.channels_last)
+        autocast = torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp)
+        # ---- discriminator ----
+        with autocast:
+            with torch.no_grad():
+                ws, _ = self._latents(n)
+                fake = self._g_forward(ws, generator=self.rng)
+            real_aug, fake_aug = self._augment(real), self._augment(fake.float())
+            logits_r, logits_f = self._d_forward(real_aug), self._d_forward(fake_aug)
+            loss_d = d_loss(cfg.loss, logits_r.float(), logits_f.float())
+        gp = torch.zeros((), device=self.device)
+        if cfg.gp_weight > 0:
+            gp = gradient_penalty(self._d_forward, real_aug.detach().float(), fake_aug.detach().float(), generator=self.rng)
+        total_d = loss_d + cfg.gp_weight * gp
+        if cfg.ortho_weight > 0:
+            total_d = total_d + cfg.ortho_weight * orthogonal_regularizer(self.model.discriminator)
+        self._check("discriminator loss", total_d)
+        self.opt_d.zero_grad(set_to_none=True)
+        self.scaler.scale(total_d).backward()
+        self._sync_grads(self.d_params)
+        self.scaler.unscale_(self.opt_d)
+        out = {"loss_d": float(loss_d.detach()), "gp": float(gp.detach()), "grad_norm_d": _grad_norm(self.d_params)}
+        self.scaler.step(self.opt_d)
+        # ---- generator ----
+        if self.step % cfg.n_critic == 0:
+            with autocast:
+                ws, _ = self._latents(n)
+                fake = self._g_forward(ws, generator=self.rng)
+                logits_f = self._d_forward(self._augment(fake.float()))
+                with torch.no_grad():
+                    logits_r = self._d_forward(self._augment(real))
+                loss_g = g_loss(cfg.loss, logits_r.float(), logits_f.float())
+            total_g = loss_g
+            if cfg.ortho_weight > 0:
+                total_g = total_g + cfg.ortho_weight * orthogonal_regularizer(self.g_modules)
+            self._check("generator loss", total_g)
+            self.opt_g.zero_grad(set_to_none=True)
+            self.scaler.scale(total_g).backward()
+            self._sync_grads(self.g_params)
+            self.scaler.unscale_(self.opt_g)
+            out.update(loss_g=float(loss_g.detach()), grad_norm_g=_grad_norm(self.g_params))
+            self.scaler.step(self.opt_g)
+            self.ema.update(self.g_modules, cfg.ema_decay)
+        self.scaler.update()
+        # D parameters get no gradient from the G step's loss through backward into opt_g; clear
+        # the D grads it left so they never leak into the next D step.
+        self.opt_d.zero_grad(set_to_none=True)
+        self.step += 1
+        self._last.update(out)
+        return out
+
+    # -- sampling ------------------------------------------------------------------------------
+    @torch.no_grad()
+    def sample_images(self, n: int) -> np.ndarray:
+        """``uint8 [n, H, W, 3]`` from the EMA generator at fixed latents and noise."""
+        from pathgan.models import broadcast_w
+
+        g = torch.Generator(device=self.device)
+        g.manual_seed(SAMPLE_SEED)
+        mapping, gen = self.ema.module["mapping"], self.ema.module["generator"]
+        z = torch.randn(n, self.model_cfg.z_dim, generator=g, device=self.device)
+        ws = broadcast_w(mapping(z), int(gen.n_slots))  # type: ignore[arg-type]
+        img = gen(ws, generator=g)
+        return (img.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+    def write_samples(self) -> Path:
+        path = self.run_dir / "samples" / f"step-{self.step:07d}.png"
+        images = self.sample_images(self.cfg.n_samples)
+        if self.rank == 0:
+            save_grid(path, images, ncols=math.ceil(math.sqrt(len(images))))
+        return path
+
+    # -- the loop ------------------------------------------------------------------------------
+    def run(self, steps: int | None = None) -> dict[str, float]:
+        """Train until ``steps`` (default ``cfg.steps``) discriminator steps have been taken."""
+        from tqdm.auto import tqdm
+
+        cfg = self.cfg
+        target = cfg.steps if steps is None else steps
+        bar = tqdm(total=target, initial=self.step, desc="train", unit="step", disable=not self.progress or self.rank != 0)
+        window_t, window_imgs = time.perf_counter(), 0
+        batch_iter = iter(self.batches)
+        if self.step == 0 and self.rank == 0:
+            self.write_samples()
+        while self.step < target:
+            epoch, indices = next(batch_iter)
+            real = self.get_batch(indices, epoch)
+            self.train_step(real)
+            window_imgs += real.shape[0] * self.world
+            bar.update(1)
+            if self.step % cfg.log_every == 0 or self.step == target:
+                dt = time.perf_counter() - window_t
+                row = {"step": self.step, "kimg": round(self.step * cfg.batch_size / 1000, 3),
+                       **{k: round(v, 6) for k, v in self._last.items()},
+                       "d_img_per_s": round(window_imgs / dt, 2) if dt > 0 else None, "time": round(time.time(), 1)}
+                if self.rank == 0:
+                    self.stats.write(row)
+                bar.set_postfix(loss_d=f"{self._last.get('loss_d', 0):.3f}", loss_g=f"{self._last.get('loss_g', 0):.3f}")
+                window_t, window_imgs = time.perf_counter(), 0
+            if self.step % cfg.sample_every == 0 or self.step == target:
+                self.write_samples()
+            if self.step % cfg.checkpoint_every == 0 or self.step == target:
+                self.save()
+        bar.close()
+        return dict(self._last)

@@ -1,0 +1,239 @@
+"""train-latent end to end on tiny stores: resume exactness, NaN stop, checkpoints, CLI, DDP (gloo)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from pathgan.cli import main
+from pathgan.config import TrainConfig
+from pathgan.models import get_config, list_configs, register
+from pathgan.store import create_store, finalize_store, temp_path_for, write_shard
+from pathgan.train._checkpoint import load_checkpoint
+from pathgan.train._run import latest_checkpoint
+
+TINY = "test-tiny-28"
+
+
+def _register_tiny() -> None:
+    if TINY not in list_configs():
+        base = get_config("pathologygan-56-cpu")
+        register(dataclasses.replace(base, name=TINY, image_px=28, z_dim=8, w_dim=8, mapping_blocks=1,
+                                     g_channels=(8, 4), d_channels=(4, 8), dense_units=16, g_stem_channels=4,
+                                     attention_px=14))
+
+
+def _make_store(path: Path, n: int, seed: int, split: str | None = None) -> Path:
+    rng = np.random.default_rng(seed)
+    patches = np.clip(rng.normal(170, 40, size=(n, 32, 32, 3)), 0, 255).astype(np.uint8)
+    tmp = temp_path_for(path)
+    create_store(tmp, coords_xy=np.arange(2 * n, dtype=np.int64).reshape(n, 2), tissue_fraction=np.ones(n),
+                 pen_fraction=np.zeros(n), patch_px=32, patches_per_shard=16, codec="zstd", jpeg_quality=90,
+                 thumbnail=np.zeros((4, 4, 3), np.uint8), tissue_mask=np.ones((4, 4), bool),
+                 pen_mask=np.zeros((4, 4), bool))
+    for s in range(0, n, 16):
+        write_shard(tmp, s, patches[s : s + 16], np.ones(len(patches[s : s + 16])), np.zeros(len(patches[s : s + 16])))
+    attrs = {"slide_id": path.stem, "split": split, "source": {"sha256_first_mib": str(seed), "size_bytes": 1},
+             "mpp_requested": 1.0, "mpp_effective": [1.0, 1.0], "source_level": 0, "patch_px": 32, "stride_px": 32,
+             "n_patches": n, "config": {}, "pathgan_version": "test"}
+    finalize_store(tmp, path, attrs)
+    return path
+
+
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    _register_tiny()
+    root = tmp_path_factory.mktemp("stores")
+    _make_store(root / "a.zarr", 48, 1, "train")
+    _make_store(root / "b.zarr", 48, 2, "train")
+    _make_store(root / "c.zarr", 32, 3, "val")
+    return root
+
+
+def _cfg(**kw) -> TrainConfig:
+    base = dict(model=TINY, batch_size=8, n_critic=2, steps=4, sample_every=100, checkpoint_every=100,
+                log_every=1, n_samples=4, seed=3, min_tissue_fraction=0.0, max_white_fraction=1.0)
+    return TrainConfig(**{**base, **kw})
+
+
+def _state(run_dir: Path) -> dict:
+    return load_checkpoint(latest_checkpoint(run_dir))  # type: ignore[arg-type]
+
+
+def _assert_same(a, b, where: str = "") -> None:
+    if isinstance(a, torch.Tensor):
+        assert torch.equal(a, b), where
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys(), where
+        for k in a:
+            _assert_same(a[k], b[k], f"{where}/{k}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            _assert_same(x, y, f"{where}[{i}]")
+    else:
+        assert a == b, where
+
+
+def test_resume_is_exact(stores: Path, tmp_path: Path) -> None:
+    from pathgan.stages.train import train_latent
+
+    straight = train_latent([stores], _cfg(steps=4), runs_root=tmp_path / "r1", device="cpu", progress=False)
+    half = train_latent([stores], _cfg(steps=2), runs_root=tmp_path / "r2", device="cpu", progress=False)
+    assert _state(half)["step"] == 2
+    resumed = train_latent([stores], _cfg(), runs_root=tmp_path / "r2", device="cpu", progress=False,
+                           resume=half, steps_override=4)
+    assert resumed == half
+    a, b = _state(straight), _state(resumed)
+    assert a["step"] == b["step"] == 4
+    for key in ("models", "ema", "opt_g", "opt_d", "rng", "epoch", "position"):
+        _assert_same(a[key], b[key], key)
+    # the logged history is the same too (the resumed run continues stats.jsonl)
+    rows_a = [json.loads(x) for x in (straight / "stats.jsonl").read_text().splitlines()]
+    rows_b = [json.loads(x) for x in (resumed / "stats.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows_b] == [1, 2, 3, 4]
+    for ra, rb in zip(rows_a, rows_b, strict=True):
+        assert ra["loss_d"] == rb["loss_d"] and ra.get("loss_g") == rb.get("loss_g")
+
+
+def test_checkpoint_contents_and_provenance(stores: Path, tmp_path: Path) -> None:
+    from pathgan.stages.train import train_latent
+
+    run = train_latent([stores], _cfg(steps=2, sample_every=1), runs_root=tmp_path, device="cpu", progress=False)
+    ck = torch.load(latest_checkpoint(run), weights_only=True)  # safe loading works
+    prov = ck["provenance"]
+    assert prov["store_schema"] == 1 and prov["patch_mpp"] == 1.0 and prov["image_px"] == 28
+    assert len(prov["data_fingerprint"]) == 64 and prov["pathgan_version"]
+    assert prov["train_slides"] == ["a", "b"] and prov["val_slides"] == ["c"]  # manifest split honoured
+    assert ck["config"]["train"]["model"] == TINY and ck["config"]["model"]["image_px"] == 28
+    assert sorted(p.name for p in (run / "samples").iterdir()) == ["step-0000000.png", "step-0000001.png",
+                                                                   "step-0000002.png"]
+    from PIL import Image
+
+    assert Image.open(run / "samples" / "step-0000002.png").size == (2 * 28 + 3 * 2,) * 2  # 2x2 grid of 28 px
+    assert (run / "config.yaml").is_file() and not list(run.rglob("*.partial*"))
+
+
+def _grid_cells(path: Path, px: int = 28, pad: int = 2) -> np.ndarray:
+    from PIL import Image
+
+    grid = np.asarray(Image.open(path), dtype=float) / 255
+    n = (grid.shape[0] - pad) // (px + pad)
+    return np.stack([grid[pad + r * (px + pad) : pad + r * (px + pad) + px, pad + c * (px + pad) : pad + c * (px + pad) + px]
+                     for r in range(n) for c in range(n)])
+
+
+def test_short_run_learns_the_data_colour(stores: Path, tmp_path: Path) -> None:
+    """Losses move, and the generator's colour moves from sigmoid's 0.5 grey to the data's."""
+    from pathgan.stages.train import train_latent
+
+    cfg = _cfg(steps=40, n_critic=1, lr_d=2e-3, lr_g=2e-3, ema_decay=0.0, diffaugment="", sample_every=40)
+    run = train_latent([stores], cfg, runs_root=tmp_path, device="cpu", progress=False)
+    rows = [json.loads(x) for x in (run / "stats.jsonl").read_text().splitlines()]
+    d = np.array([r["loss_d"] for r in rows])
+    g = np.array([r["loss_g"] for r in rows])
+    assert np.all(np.isfinite(d)) and np.all(np.isfinite(g))
+    assert d.std() > 1e-3 and g.std() > 1e-3
+    assert all(r["d_img_per_s"] > 0 and r["grad_norm_d"] > 0 for r in rows)
+    real_mean = np.clip(np.random.default_rng(1).normal(170, 40, 10_000), 0, 255).mean() / 255  # as _make_store
+    before = _grid_cells(run / "samples" / "step-0000000.png").mean()
+    after = _grid_cells(run / "samples" / "step-0000040.png").mean()
+    assert abs(after - real_mean) < 0.5 * abs(before - real_mean)
+
+
+def test_nan_stops_and_keeps_last_good_checkpoint(stores: Path, tmp_path: Path, monkeypatch) -> None:
+    from pathgan.data import PatchDataset
+    from pathgan.stages.train import train_latent
+    from pathgan.train._loop import TrainingDivergedError
+
+    original = PatchDataset.get_batch
+    calls = {"n": 0}
+
+    def poisoned(self, indices, *, epoch=None):
+        calls["n"] += 1
+        out = original(self, indices, epoch=epoch)
+        if calls["n"] == 4:  # the 4th batch (step 3) is NaN
+            out["image"] = out["image"] * float("nan")
+        return out
+
+    monkeypatch.setattr(PatchDataset, "get_batch", poisoned)
+    with pytest.raises(TrainingDivergedError, match="discriminator loss became nan at step 3"):
+        train_latent([stores], _cfg(steps=6, checkpoint_every=2), runs_root=tmp_path, device="cpu", progress=False)
+    run = next(tmp_path.iterdir())
+    assert [p.name for p in sorted((run / "checkpoints").iterdir())] == ["step-0000002.pt"]
+    assert _state(run)["step"] == 2
+
+
+def test_cli_dry_run_and_errors(stores: Path, tmp_path: Path) -> None:
+    runner = CliRunner()
+    res = runner.invoke(main, ["train-latent", "--stores", str(stores), "--set", f"model={TINY}",
+                               "--set", "batch_size=4", "--dry-run"])
+    assert res.exit_code == 0, res.output
+    assert "batch_size: 4" in res.output and "image_px: 28" in res.output
+    res = runner.invoke(main, ["train-latent", "--stores", str(stores), "--set", "colour=red", "--dry-run"])
+    assert res.exit_code != 0 and "unknown TrainConfig field(s) ['colour']" in res.output
+    res = runner.invoke(main, ["train-latent", "--stores", str(stores), "--set", "model=nope", "--dry-run"])
+    assert res.exit_code != 0 and "nope" in res.output and "pathologygan-224" in res.output
+    res = runner.invoke(main, ["train-latent", "--stores", str(tmp_path / "none"), "--set", f"model={TINY}"])
+    assert res.exit_code != 0 and "does not exist" in res.output
+    res = runner.invoke(main, ["train-latent", "--stores", str(stores), "--set", f"model={TINY}", "--set", "steps=2",
+                               "--set", "batch_size=8", "--set", "min_tissue_fraction=0", "--runs", str(tmp_path / "r"),
+                               "--device", "cpu", "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert "run directory:" in res.output and latest_checkpoint(next((tmp_path / "r").iterdir())) is not None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ddp_worker(rank: int, world: int, port: int, stores: str, runs: str, out: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(world), RANK=str(rank),
+                      LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    _register_tiny()
+    import torch.distributed as dist
+
+    from pathgan.stages.train import train_latent
+    from pathgan.train._loop import Trainer
+
+    run_original = Trainer.run
+
+    def run_and_dump(self, steps=None):  # every rank reports the weights it ends with
+        result = run_original(self, steps)
+        torch.save({k: v.clone() for k, v in self.model.state_dict().items()}, Path(out) / f"rank{rank}.pt")
+        return result
+
+    Trainer.run = run_and_dump  # type: ignore[method-assign]
+    train_latent([Path(stores)], _cfg(steps=3), runs_root=Path(runs), device="cpu", progress=False)
+    dist.barrier()
+    dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_ddp_gloo_two_processes(stores: Path, tmp_path: Path) -> None:
+    import torch.multiprocessing as mp
+
+    mp.spawn(_ddp_worker, args=(2, _free_port(), str(stores), str(tmp_path / "runs"), str(tmp_path)), nprocs=2)
+    runs = list((tmp_path / "runs").iterdir())
+    assert len(runs) == 1  # rank 0 made the run directory, rank 1 used it
+    assert load_checkpoint(latest_checkpoint(runs[0]))["step"] == 3
+    w0, w1 = torch.load(tmp_path / "rank0.pt"), torch.load(tmp_path / "rank1.pt")
+    # Ranks saw different half-batches and noise, yet end with identical weights: the initial
+    # broadcast and the gradient all-reduce work. The weights did move from their initial values.
+    _assert_same(w0, w1, "rank0 vs rank1")
+    torch.manual_seed(3)
+    from pathgan.models import build
+
+    init = build(get_config(TINY)).state_dict()
+    assert any(not torch.equal(init[k], w0[k]) for k in init if k.endswith("weight") or "original" in k)
