@@ -30,9 +30,11 @@ __all__ = [
 LRELU_SLOPE = 0.2
 """Negative slope of every LeakyReLU in G and D (the reference's 0.2)."""
 
-_ADAIN_HEAD_GAIN = 0.1
-"""Orthogonal-init gain of the AdaIN gamma/beta heads: small, so gamma = 1 + delta starts near 1
-and beta near 0, i.e. AdaIN starts close to a plain instance norm."""
+_ADAIN_HEAD_GAIN = 1.0
+"""Orthogonal-init gain of the AdaIN gamma/beta heads (gamma = 1 + delta). A small gain (0.1) made
+AdaIN start as a plain instance norm, and the generator then learned to ignore w: on the real
+56-px tiles, after 400 CPU steps the spread of samples across z was 0.03 (real patches: 0.17) with
+gain 0.1 and 0.08 with gain 1.0."""
 
 _NORM_EPS = 1e-5
 
@@ -108,8 +110,7 @@ class AdaIN(nn.Module):
     as in the reference (this MLP holds most of the generator's parameters).
 
     The hidden layer is spectrally normalised; the two heads are not, because spectral norm is
-    invariant to the weight scale and would undo the small-gain init that makes gamma = 1 + delta
-    start near 1.
+    invariant to the weight scale and would undo the chosen init scale of gamma = 1 + delta and beta.
     """
 
     def __init__(self, channels: int, w_dim: int) -> None:

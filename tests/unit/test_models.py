@@ -215,15 +215,21 @@ def test_every_generator_attention_and_noise_start_neutral() -> None:
     assert all(float(m.scale.detach().abs().max()) == 0.0 for m in model.modules() if isinstance(m, NoiseInjection))
 
 
-def test_adain_starts_near_identity_norm() -> None:
+def test_adain_is_styled_instance_norm() -> None:
     torch.manual_seed(0)
     norm = AdaIN(32, 16)
     x, w = torch.randn(4, 32, 8, 8) * 3 + 2, torch.randn(4, 16)
     y = norm(x, w)
-    ref = nn.functional.instance_norm(x, eps=1e-5)
-    assert (y - ref).abs().mean() < 0.2 * ref.abs().mean()
+    # independent reference: torch's instance_norm, then gamma/beta from the MLP of w by hand
+    h = torch.relu(norm.hidden(w))
+    gamma, beta = 1 + norm.to_gamma(h), norm.to_beta(h)
+    ref = gamma[:, :, None, None] * nn.functional.instance_norm(x, eps=1e-5) + beta[:, :, None, None]
+    torch.testing.assert_close(y, ref, atol=1e-5, rtol=1e-5)
+    # the style matters from the start (a near-zero init let the generator ignore w in training)
+    y2 = norm(x, torch.randn(4, 16))
+    assert (y - y2).abs().mean() > 0.1 * y.abs().mean()
     flat = norm(torch.randn(4, 32) * 5, w)  # flat [N, F]: normalised over the feature axis
-    assert flat.shape == (4, 32) and flat.mean(1).abs().max() < 0.5
+    assert flat.shape == (4, 32)
 
 
 def test_spectral_norm_and_orthogonal_init() -> None:
