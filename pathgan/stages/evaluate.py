@@ -115,8 +115,11 @@ def evaluate_run(
 
     real_f = extract_features(ext, real_batches())
     fake_f = extract_features(ext, fake_batches())
+    # KID subsets of half the smaller set: subsets of all samples would all be identical (std 0).
+    subset = max(2, min(1000, min(len(real_f), len(fake_f)) // 2))
     result = {
-        **evaluate_features(real_f, fake_f, seed=seed),
+        **evaluate_features(real_f, fake_f, seed=seed, kid_subset_size=subset),
+        "kid_subset_size": subset,
         "extractor": getattr(ext, "name", extractor),
         "real_split": split,
         "real_slides": sorted(p.stem for p in held_out),
