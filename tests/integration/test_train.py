@@ -237,3 +237,22 @@ def test_ddp_gloo_two_processes(stores: Path, tmp_path: Path) -> None:
 
     init = build(get_config(TINY)).state_dict()
     assert any(not torch.equal(init[k], w0[k]) for k in init if k.endswith("weight") or "original" in k)
+
+
+def test_evaluate_cli_on_held_out_slide(stores: Path, tmp_path: Path) -> None:
+    from pathgan.stages.train import train_latent
+
+    run = train_latent([stores], _cfg(steps=2), runs_root=tmp_path, device="cpu", progress=False)
+    res = CliRunner().invoke(main, ["evaluate", str(run), "--stores", str(stores), "--n", "24",
+                                    "--extractor", "random"])
+    assert res.exit_code == 0, res.output
+    assert "real-vs-real floor" in res.output and "real = val slides" in res.output
+    out = json.loads(next(run.glob("eval-step-0000002-random-n24.json")).read_text())
+    assert out["real_slides"] == ["c"] and out["n_fake"] == 24 and out["n_real"] == 24
+    assert out["kid_subset_size"] == 12 and out["kid_std"] > 0  # subsets differ, so the spread is real
+    assert np.isfinite([out["fid"], out["kid_mean"], out["precision"], out["recall"]]).all()
+    # an untrained tiny generator is far from the data: worse than two halves of the real set
+    assert out["fid_matched"] > out["fid_floor"]
+    res = CliRunner().invoke(main, ["evaluate", str(run), "--stores", str(stores), "--extractor", "inception",
+                                    "--weights", str(tmp_path / "missing.pt")])
+    assert res.exit_code != 0 and "does not exist" in res.output
