@@ -202,7 +202,7 @@ class PatchDataset(torch.utils.data.Dataset[dict[str, Any]]):
         return self.get_batch(key)
 
     def get_batch(self, indices: Sequence[int] | np.ndarray, *, epoch: int | None = None) -> dict[str, torch.Tensor]:
-        """Read and prepare a batch, grouping the reads by store (see :func:`_read_runs`).
+        """Read and prepare a batch with one ``PatchStore.read`` per store.
 
         Parameters
         ----------
@@ -223,7 +223,7 @@ class PatchDataset(torch.utils.data.Dataset[dict[str, Any]]):
         out = torch.empty((len(idx), 3, px, px), dtype=torch.float32)
         for k in np.unique(slide):
             sel = np.flatnonzero(slide == k)
-            raw = _read_runs(self._store(int(k)), patch[sel])  # uint8 [n, P, P, 3]
+            raw = self._store(int(k)).read(patch[sel])  # uint8 [n, P, P, 3], one batched read
             images = self._prepare(raw, idx[sel], epoch)
             if len(sel) == len(idx):
                 out = images
@@ -265,22 +265,6 @@ class PatchDataset(torch.utils.data.Dataset[dict[str, Any]]):
             raw = np.stack(samples)
         images = to_float_nchw(raw)
         return resize(images, px) if self.resize_mode == "resize" else images
-
-
-def _read_runs(store: PatchStore, patches: np.ndarray) -> np.ndarray:
-    """``store.read`` of int64 [n] patch indices as one slice read per run of consecutive indices.
-
-    zarr 3.1 answers an integer-array selection on a sharded array with index arithmetic over
-    every pixel of each touched shard: 64 random 256-px patches took ~750 ms through
-    ``PatchStore.read(indices)`` against ~90 ms as 64 slice reads (and a sorted, contiguous batch
-    is a single slice). Repeated indices are read once.
-    """
-    uniq, inverse = np.unique(patches, return_inverse=True)
-    breaks = np.flatnonzero(np.diff(uniq) != 1) + 1
-    starts = np.concatenate([[0], breaks])
-    stops = np.concatenate([breaks, [len(uniq)]])
-    parts = [store.read(slice(int(uniq[a]), int(uniq[b - 1]) + 1)) for a, b in zip(starts, stops, strict=True)]
-    return np.concatenate(parts)[inverse.reshape(-1)]
 
 
 def _batch_seed(seed: int, epoch: int, items: np.ndarray) -> int:
