@@ -1,7 +1,9 @@
-"""Training: pure losses and regularisers, augmentations, and the generator EMA."""
+"""Training: pure losses and regularisers, augmentations, the generator EMA, the loop and checkpoints."""
 
 from __future__ import annotations
 
+from pathgan.train._checkpoint import load_checkpoint, save_checkpoint
+from pathgan.train._loop import Trainer, TrainingDivergedError, select_device
 from pathgan.train.augment import (
     cutout,
     diff_augment,
@@ -24,6 +26,8 @@ from pathgan.train.losses import (
 
 __all__ = [
     "EMA",
+    "Trainer",
+    "TrainingDivergedError",
     "cutout",
     "d_loss",
     "diff_augment",
@@ -34,8 +38,11 @@ __all__ = [
     "hed_to_rgb",
     "invert_dihedral",
     "is_finite",
+    "load_checkpoint",
     "orthogonal_regularizer",
     "random_dihedral",
     "rgb_to_hed",
+    "save_checkpoint",
+    "select_device",
     "translate",
 ]
