@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from torch.utils.data import DataLoader
 
 from pathgan.data._dataset import PatchDataset
@@ -27,6 +28,8 @@ def make_loader(
     drop_last: bool = True,
     pin_memory: bool = False,
     prefetch_factor: int | None = None,
+    rank: int = 0,
+    world: int = 1,
 ) -> DataLoader[Any]:
     """A DataLoader that yields ready batches from :meth:`PatchDataset.get_batch`.
 
@@ -49,6 +52,7 @@ def make_loader(
     drop_last : drop the final short batch (keeps batch shapes fixed for training).
     pin_memory : page-locked output for faster host-to-GPU copies.
     prefetch_factor : batches loaded ahead per worker (default 2 with workers).
+    rank, world : this process's share of each global batch (see :class:`EpochBatchSampler`).
 
     Returns
     -------
@@ -60,7 +64,8 @@ def make_loader(
     ConfigError
         ``batch_size < 1``, or fewer patches than ``batch_size`` with ``drop_last``.
     """
-    sampler = EpochBatchSampler(len(dataset), batch_size, shuffle=shuffle, seed=seed, drop_last=drop_last)
+    sampler = EpochBatchSampler(len(dataset), batch_size, shuffle=shuffle, seed=seed, drop_last=drop_last,
+                                rank=rank, world=world)
     extra: dict[str, Any] = {}
     if num_workers > 0:
         extra["persistent_workers"] = True
@@ -72,6 +77,9 @@ def make_loader(
         sampler=sampler,
         num_workers=num_workers,
         collate_fn=_identity,
+        # Its own generator: DataLoader otherwise draws a worker base seed from torch's global RNG
+        # at every pass, so training results would depend on how often iteration restarted.
+        generator=torch.Generator().manual_seed(seed),
         pin_memory=pin_memory,
         **extra,
     )

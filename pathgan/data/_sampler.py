@@ -40,9 +40,12 @@ class EpochBatchSampler(torch.utils.data.Sampler[BatchKey]):
     shuffle : permute per epoch (False: ascending order, for evaluation).
     seed : seed of the permutations.
     drop_last : drop the final short batch.
+    rank, world : with several training processes, each takes ``batch[rank::world]`` of the same
+        global batch (so ``batch_size`` is the global batch).
     """
 
-    def __init__(self, n: int, batch_size: int, *, shuffle: bool, seed: int, drop_last: bool) -> None:
+    def __init__(self, n: int, batch_size: int, *, shuffle: bool, seed: int, drop_last: bool,
+                 rank: int = 0, world: int = 1) -> None:
         if batch_size < 1:
             raise ConfigError(f"batch_size={batch_size!r} is not allowed; expected >= 1")
         if n < 1 or (drop_last and n < batch_size):
@@ -50,26 +53,29 @@ class EpochBatchSampler(torch.utils.data.Sampler[BatchKey]):
                 f"the dataset has {n} patch(es), fewer than batch_size={batch_size} with drop_last={drop_last}"
             )
         self.n, self.batch_size, self.shuffle, self.seed, self.drop_last = n, batch_size, shuffle, seed, drop_last
+        self.rank, self.world = rank, world
         self._epoch = 0
+        self._start = 0
 
     @property
     def epoch(self) -> int:
         """The epoch the next ``iter()`` will use."""
         return self._epoch
 
-    def set_epoch(self, epoch: int) -> None:
-        self._epoch = int(epoch)
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        """The epoch of the next pass, and how many of its batches to skip (resuming mid-epoch)."""
+        self._epoch, self._start = int(epoch), int(start)
 
     def __len__(self) -> int:
         return self.n // self.batch_size if self.drop_last else -(-self.n // self.batch_size)
 
     def __iter__(self) -> Iterator[BatchKey]:
-        epoch = self._epoch
-        self._epoch += 1
+        epoch, start = self._epoch, self._start
+        self._epoch, self._start = epoch + 1, 0
         order = (
             np.random.default_rng([self.seed, epoch]).permutation(self.n)
             if self.shuffle
             else np.arange(self.n, dtype=np.int64)
         )
-        for b in range(len(self)):
-            yield BatchKey(epoch, order[b * self.batch_size : (b + 1) * self.batch_size])
+        for b in range(start, len(self)):
+            yield BatchKey(epoch, order[b * self.batch_size : (b + 1) * self.batch_size][self.rank :: self.world])

@@ -131,10 +131,7 @@ def train_latent(
             write_yaml(run_dir / "config.yaml", {"train": asdict(cfg), "model": asdict(model_cfg),
                                                   "data": provenance, "stores": [str(p) for p in paths]})
 
-    def get_batch(indices: Any, epoch: int) -> torch.Tensor:
-        return dataset.get_batch(indices, epoch=epoch)["image"]
-
-    trainer = Trainer(cfg, model_cfg, get_batch=get_batch, n_train=len(dataset), run_dir=run_dir, device=dev,
+    trainer = Trainer(cfg, model_cfg, dataset=dataset, run_dir=run_dir, device=dev,
                       provenance=provenance, rank=rank, world=world, progress=progress)
     if resume is not None:
         trainer.resume()

@@ -1,8 +1,9 @@
 """The training loop of ``pathgan train-latent``: D every step, G every ``n_critic`` steps.
 
-Exact resume: every source of randomness after initialisation (data order, z, style mixing,
-noise maps, DiffAugment, gradient-penalty interpolation) is drawn from explicit generators whose
-states are checkpointed, and the data order is a function of (seed, epoch, position). So on CPU,
+Exact resume: every source of randomness after initialisation (z, style mixing, noise maps,
+DiffAugment, gradient-penalty interpolation) is drawn from an explicit generator whose state is
+checkpointed, and the data (order and augmentation) is a function of (seed, epoch, position) that
+``pathgan.data.make_loader`` reproduces whatever the number of workers. So on CPU,
 2 steps + resume + 2 steps gives bit-identical weights to 4 steps in one go (tested).
 """
 
@@ -25,7 +26,7 @@ from pathgan.errors import PathganError
 from pathgan.train._checkpoint import load_checkpoint, save_checkpoint
 from pathgan.train._run import StatsWriter, latest_checkpoint, save_grid
 
-__all__ = ["ResumableBatches", "Trainer", "TrainingDivergedError", "select_device"]
+__all__ = ["Trainer", "TrainingDivergedError", "select_device"]
 
 SAMPLE_SEED = 20_200_302  # fixed latents for the sample grids, the same in every run
 
@@ -51,40 +52,6 @@ def select_device(name: str = "auto") -> torch.device:
     return device
 
 
-class ResumableBatches:
-    """Index batches over ``n`` items: a seeded permutation per epoch, resumable at any position.
-
-    Parameters
-    ----------
-    n : dataset size.
-    batch_size : indices per batch (the last incomplete batch of an epoch is dropped).
-    seed : base seed; epoch ``e`` uses permutation ``default_rng((seed, e))``.
-    rank, world : with several processes, each takes ``batch[rank::world]``.
-    """
-
-    def __init__(self, n: int, batch_size: int, seed: int, *, epoch: int = 0, position: int = 0,
-                 rank: int = 0, world: int = 1) -> None:
-        if n < batch_size:
-            raise PathganError(f"only {n} training patches for batch size {batch_size}; lower --set batch_size")
-        self.n, self.batch_size, self.seed = n, batch_size, seed
-        self.epoch, self.position = epoch, position
-        self.rank, self.world = rank, world
-
-    @property
-    def per_epoch(self) -> int:
-        return self.n // self.batch_size
-
-    def __iter__(self) -> Iterator[tuple[int, np.ndarray]]:
-        """Yield ``(epoch, indices)``; the epoch seeds the dataset's per-sample augmentations."""
-        while True:
-            order = np.random.default_rng((self.seed, self.epoch)).permutation(self.n)
-            while self.position < self.per_epoch:
-                b = order[self.position * self.batch_size : (self.position + 1) * self.batch_size]
-                self.position += 1
-                yield self.epoch, b[self.rank :: self.world]
-            self.epoch, self.position = self.epoch + 1, 0
-
-
 def _grad_norm(params: list[nn.Parameter]) -> float:
     norms = [p.grad.detach().norm() for p in params if p.grad is not None]
     return float(torch.stack(norms).norm()) if norms else 0.0
@@ -96,22 +63,24 @@ class Trainer:
     Parameters
     ----------
     cfg, model_cfg : resolved configurations.
-    get_batch : ``(indices, epoch) -> float tensor [B, 3, H, W]`` in [0, 1] (the dataset's batched read).
-    n_train : number of training patches.
+    dataset : the training patches (a :class:`pathgan.data.PatchDataset`); read through
+        :func:`pathgan.data.make_loader` with ``cfg.num_workers`` worker processes.
     run_dir : the run directory (created by the caller).
     device : torch device.
     provenance : JSON-able facts about the data (store schema, MPP, patch size, fingerprint).
     rank, world : for multi-process (torchrun) training; only rank 0 writes files.
     """
 
-    def __init__(self, cfg: TrainConfig, model_cfg: ModelConfig, *, get_batch: Callable[[np.ndarray, int], torch.Tensor],
-                 n_train: int, run_dir: Path, device: torch.device, provenance: dict[str, Any],
+    def __init__(self, cfg: TrainConfig, model_cfg: ModelConfig, *, dataset: Any,
+                 run_dir: Path, device: torch.device, provenance: dict[str, Any],
                  rank: int = 0, world: int = 1, progress: bool = True) -> None:
         from pathgan.models import build
         from pathgan.train.ema import EMA
 
         self.cfg, self.model_cfg = cfg, model_cfg
-        self.get_batch, self.run_dir, self.device = get_batch, run_dir, device
+        from pathgan.data import make_loader
+
+        self.run_dir, self.device = run_dir, device
         self.rank, self.world, self.progress = rank, world, progress
         self.provenance = provenance
         torch.manual_seed(cfg.seed)  # initialisation only; training draws from self.rng
@@ -134,7 +103,9 @@ class Trainer:
         self.rng = torch.Generator(device=device)
         self.rng.manual_seed(cfg.seed + 1_000_003 * rank)
         self.step = 0
-        self.batches = ResumableBatches(n_train, cfg.batch_size, cfg.seed, rank=rank, world=world)
+        self.loader = make_loader(dataset, cfg.batch_size, shuffle=True, seed=cfg.seed, num_workers=cfg.num_workers,
+                                  pin_memory=device.type == "cuda", rank=rank, world=world)
+        self.epoch, self.position = 0, 0  # data position: batches consumed in the current epoch
         self.stats = StatsWriter(run_dir / "stats.jsonl")
         self._g_forward: Callable[..., torch.Tensor] = self.model.generator
         self._d_forward: Callable[..., torch.Tensor] = self.model.discriminator
@@ -147,8 +118,8 @@ class Trainer:
     def state(self) -> dict[str, Any]:
         return {
             "step": self.step,
-            "epoch": self.batches.epoch,
-            "position": self.batches.position,
+            "epoch": self.epoch,
+            "position": self.position,
             "models": {k: getattr(self.model, k).state_dict() for k in ("mapping", "generator", "discriminator")},
             "ema": self.ema.state_dict(),
             "opt_g": self.opt_g.state_dict(),
@@ -170,7 +141,7 @@ class Trainer:
         self.rng.set_state(ckpt["rng"]["train"])
         torch.set_rng_state(ckpt["rng"]["torch_cpu"])
         self.step = int(ckpt["step"])
-        self.batches.epoch, self.batches.position = int(ckpt["epoch"]), int(ckpt["position"])
+        self.epoch, self.position = int(ckpt["epoch"]), int(ckpt["position"])
 
     def resume(self) -> Path:
         """Load the latest checkpoint of the run directory; returns its path."""
@@ -312,6 +283,17 @@ class Trainer:
         return path
 
     # -- the loop ------------------------------------------------------------------------------
+    def _batches(self) -> Iterator[torch.Tensor]:
+        """Training images forever, continuing from (epoch, position) and keeping them current."""
+        per_epoch = len(self.loader.sampler)  # type: ignore[arg-type]
+        self.loader.sampler.set_epoch(self.epoch, start=self.position)  # type: ignore[attr-defined]
+        while True:
+            for batch in self.loader:
+                self.position += 1
+                if self.position == per_epoch:
+                    self.epoch, self.position = self.epoch + 1, 0
+                yield batch["image"]
+
     def run(self, steps: int | None = None) -> dict[str, float]:
         """Train until ``steps`` (default ``cfg.steps``) discriminator steps have been taken."""
         from tqdm.auto import tqdm
@@ -320,12 +302,11 @@ class Trainer:
         target = cfg.steps if steps is None else steps
         bar = tqdm(total=target, initial=self.step, desc="train", unit="step", disable=not self.progress or self.rank != 0)
         window_t, window_imgs = time.perf_counter(), 0
-        batch_iter = iter(self.batches)
+        batch_iter = self._batches()
         if self.step == 0 and self.rank == 0:
             self.write_samples()
         while self.step < target:
-            epoch, indices = next(batch_iter)
-            real = self.get_batch(indices, epoch)
+            real = next(batch_iter)
             self.train_step(real)
             window_imgs += real.shape[0] * self.world
             bar.update(1)

@@ -256,3 +256,12 @@ def test_evaluate_cli_on_held_out_slide(stores: Path, tmp_path: Path) -> None:
     res = CliRunner().invoke(main, ["evaluate", str(run), "--stores", str(stores), "--extractor", "inception",
                                     "--weights", str(tmp_path / "missing.pt")])
     assert res.exit_code != 0 and "does not exist" in res.output
+
+
+def test_dataloader_workers_do_not_change_training(stores: Path, tmp_path: Path) -> None:
+    """cfg.num_workers reads batches in worker processes; the run must be the same as in-process."""
+    from pathgan.stages.train import train_latent
+
+    a = train_latent([stores], _cfg(steps=3, num_workers=0), runs_root=tmp_path / "a", device="cpu", progress=False)
+    b = train_latent([stores], _cfg(steps=3, num_workers=2), runs_root=tmp_path / "b", device="cpu", progress=False)
+    _assert_same(_state(a)["models"], _state(b)["models"], "models")

@@ -268,3 +268,18 @@ def test_fingerprint_and_describe(two_stores, tmp_path: Path) -> None:
     import json
 
     json.dumps(info)
+
+
+def test_sampler_resumes_mid_epoch_and_shards_by_rank() -> None:
+    from pathgan.data import EpochBatchSampler
+
+    full = EpochBatchSampler(20, 4, shuffle=True, seed=7, drop_last=True)
+    first = [k.indices.tolist() for k in full]  # epoch 0
+    resumed = EpochBatchSampler(20, 4, shuffle=True, seed=7, drop_last=True)
+    resumed.set_epoch(0, start=2)
+    assert [k.indices.tolist() for k in resumed] == first[2:]
+    assert resumed.epoch == 1 and [k.epoch for k in resumed] == [1] * 5  # next pass: a whole new epoch
+    halves = [EpochBatchSampler(20, 4, shuffle=True, seed=7, drop_last=True, rank=r, world=2) for r in (0, 1)]
+    for b0, b1, whole in zip(halves[0], halves[1], first, strict=True):
+        assert sorted(b0.indices.tolist() + b1.indices.tolist()) == sorted(whole)
+        assert b0.indices.tolist() == whole[0::2]
