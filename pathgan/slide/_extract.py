@@ -77,31 +77,27 @@ class PatchReader:
         src = self._tiles
         assert src is not None
         s = self.geom.decode_scale
-        tw, th = src.tile_w // s, src.tile_h // s
         lw, lh = math.ceil(self.level_wh[0] / s), math.ceil(self.level_wh[1] / s)
         spans = [_pixel_span(b, lw, lh) for b in boxes]
         refs: dict[tuple[int, int], int] = {}
-        needs = []
-        for ix0, iy0, ix1, iy1 in spans:
-            keys = [(tx, ty) for ty in range(iy0 // th, (iy1 - 1) // th + 1) for tx in range(ix0 // tw, (ix1 - 1) // tw + 1)]
-            needs.append(keys)
-            for k in keys:
-                refs[k] = refs.get(k, 0) + 1
+        for span in spans:
+            for key in src.tiles_in_rect(*span, s):
+                refs[key] = refs.get(key, 0) + 1
         cache: dict[tuple[int, int], np.ndarray] = {}
-        for i, (box, (ix0, iy0, ix1, iy1), keys) in enumerate(zip(boxes, spans, needs, strict=True)):
-            canvas = np.empty((iy1 - iy0, ix1 - ix0, 3), np.uint8)
-            for tx, ty in keys:
-                tile = cache.get((tx, ty))
-                if tile is None:
-                    tile = cache[(tx, ty)] = src.decode(tx, ty, s)
-                x0, y0 = tx * tw, ty * th
-                cx0, cy0 = max(ix0, x0), max(iy0, y0)
-                cx1, cy1 = min(ix1, x0 + tw), min(iy1, y0 + th)
-                canvas[cy0 - iy0 : cy1 - iy0, cx0 - ix0 : cx1 - ix0] = tile[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0]
-                refs[(tx, ty)] -= 1
-                if refs[(tx, ty)] == 0:
-                    del cache[(tx, ty)]
-            out[i] = _resample(canvas, box, ix0, iy0, self.geom.patch_px)
+
+        def fetch(tx: int, ty: int) -> np.ndarray:
+            # Decode on first use, drop after the last patch that needs the tile.
+            tile = cache.get((tx, ty))
+            if tile is None:
+                tile = cache[(tx, ty)] = src.decode(tx, ty, s)
+            refs[(tx, ty)] -= 1
+            if refs[(tx, ty)] == 0:
+                del cache[(tx, ty)]
+            return tile
+
+        for i, (box, span) in enumerate(zip(boxes, spans, strict=True)):
+            canvas = src.read_rect(*span, s, fetch=fetch)
+            out[i] = _resample(canvas, box, span[0], span[1], self.geom.patch_px)
 
     # -- fallback: a few large read_region calls ----------------------------------------------
     def _read_blocks(self, boxes: np.ndarray, out: np.ndarray, max_block_px: int = 4096) -> None:

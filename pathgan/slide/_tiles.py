@@ -106,19 +106,25 @@ class TiffTileSource:
     def __del__(self) -> None:
         self.close()
 
-    def read_rect(self, x0: int, y0: int, x1: int, y1: int, scale: int = 1) -> np.ndarray:
+    def tiles_in_rect(self, x0: int, y0: int, x1: int, y1: int, scale: int = 1) -> list[tuple[int, int]]:
+        """``(tx, ty)`` of the tiles overlapping ``[x0, x1) x [y0, y1)`` in the ``1/scale`` frame."""
+        tw, th = self.tile_w // scale, self.tile_h // scale
+        return [(tx, ty) for ty in range(y0 // th, (y1 - 1) // th + 1) for tx in range(x0 // tw, (x1 - 1) // tw + 1)]
+
+    def read_rect(self, x0: int, y0: int, x1: int, y1: int, scale: int = 1,
+                  fetch: Callable[[int, int], np.ndarray] | None = None) -> np.ndarray:
         """Pixels ``[y0:y1, x0:x1]`` of the level decoded at ``1/scale`` (coordinates in that frame).
 
-        Each overlapped tile is decoded once; use it for large reads (thumbnails), not per patch.
+        Each overlapped tile is obtained once, from ``fetch(tx, ty)`` when given (a caller's cache)
+        or decoded here.
         """
         tw, th = self.tile_w // scale, self.tile_h // scale
         out = np.empty((y1 - y0, x1 - x0, 3), np.uint8)
-        for ty in range(y0 // th, (y1 - 1) // th + 1):
-            for tx in range(x0 // tw, (x1 - 1) // tw + 1):
-                tile = self.decode(tx, ty, scale)
-                cx0, cy0 = max(x0, tx * tw), max(y0, ty * th)
-                cx1, cy1 = min(x1, (tx + 1) * tw), min(y1, (ty + 1) * th)
-                out[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0] = tile[cy0 - ty * th : cy1 - ty * th, cx0 - tx * tw : cx1 - tx * tw]
+        for tx, ty in self.tiles_in_rect(x0, y0, x1, y1, scale):
+            tile = fetch(tx, ty) if fetch is not None else self.decode(tx, ty, scale)
+            cx0, cy0 = max(x0, tx * tw), max(y0, ty * th)
+            cx1, cy1 = min(x1, (tx + 1) * tw), min(y1, (ty + 1) * th)
+            out[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0] = tile[cy0 - ty * th : cy1 - ty * th, cx0 - tx * tw : cx1 - tx * tw]
         return out
 
     def _raw(self, index: int) -> bytes:
