@@ -13,7 +13,8 @@ from typing import Any, Literal, TypeVar, get_args
 
 from pathgan.errors import ConfigError
 
-__all__ = ["Backend", "Codec", "TileConfig", "TissueConfig", "from_dict", "to_dict"]
+__all__ = ["Backend", "Codec", "EncoderConfig", "LossKind", "ModelConfig", "Precision", "TileConfig", "TissueConfig",
+           "TrainConfig", "from_dict", "to_dict"]
 
 Backend = Literal["auto", "openslide", "tiffslide"]
 Codec = Literal["jpeg", "zstd"]
@@ -147,6 +148,9 @@ class ModelConfig:
     g_stem_channels : channels of the 7x7 grid the generator reshapes its dense output into.
     attention_px : resolution of the self-attention block (G and D).
     style_mixing_p : probability of mixing two w at a random style slot during training.
+    mbstd_group : minibatch standard-deviation group size of the discriminator (StyleGAN, Karras
+        et al. 2018): one extra feature map, the std of the features across each group of samples,
+        is appended before its dense head, so D sees a lack of variety. 0 = off (the reference).
     """
 
     name: str
@@ -160,6 +164,7 @@ class ModelConfig:
     g_stem_channels: int = 256
     attention_px: int = 28
     style_mixing_p: float = 0.5
+    mbstd_group: int = 0
 
     def __post_init__(self) -> None:
         _check(self.image_px in _NATIVE_PX, "image_px", self.image_px, f"one of {_NATIVE_PX} (7 * 2**L)")
@@ -171,6 +176,7 @@ class ModelConfig:
         for name in ("z_dim", "w_dim", "mapping_blocks", "dense_units", "g_stem_channels"):
             _check(getattr(self, name) >= 1, name, getattr(self, name), ">= 1")
         _check(0.0 <= self.style_mixing_p <= 1.0, "style_mixing_p", self.style_mixing_p, "[0, 1]")
+        _check(self.mbstd_group >= 0, "mbstd_group", self.mbstd_group, ">= 0 (0 = off)")
 
     @property
     def n_stages(self) -> int:
@@ -248,3 +254,58 @@ class TrainConfig:
         _check(not bad, "diffaugment", self.diffaugment, "comma-separated from color, translation, cutout")
         _check(self.stain_augment >= 0 and self.num_workers >= 0, "stain_augment/num_workers",
                (self.stain_augment, self.num_workers), ">= 0")
+
+
+@dataclass(frozen=True, kw_only=True)
+class EncoderConfig:
+    """How ``pathgan train-encoder`` fits an image -> w encoder to a trained run.
+
+    The encoder regresses the w that made each generated image (arXiv 2004.06517), so it needs no
+    labels; optional pixel terms make it reconstruct generated and real images through the frozen
+    generator.
+
+    Fields
+    ------
+    channels : encoder stage widths, one per 2x downscale (image_px -> 7); ``None`` = the run's
+        discriminator widths.
+    steps, batch_size : optimiser steps and generated images per step.
+    lr, beta1, beta2 : Adam settings.
+    w_weight : weight of the w-regression MSE (in units of each w dimension's variance).
+    image_weight : weight of the pixel MSE between G(E(G(w))) and G(w) on generated images.
+    real_weight : weight of the pixel MSE between G(E(x)) and real patches x (needs stores).
+    truncation : psi of the w the encoder is trained on (1 = the whole learned distribution).
+    seed : seeds initialisation and every sampled z, noise and real batch.
+    log_every, checkpoint_every : in steps.
+    n_eval : generated and held-out real images used by the final evaluation.
+    """
+
+    channels: tuple[int, ...] | None = None
+    steps: int = 3000
+    batch_size: int = 32
+    lr: float = 2e-4
+    beta1: float = 0.9
+    beta2: float = 0.99
+    w_weight: float = 1.0
+    image_weight: float = 0.0
+    real_weight: float = 0.0
+    truncation: float = 1.0
+    seed: int = 0
+    log_every: int = 50
+    checkpoint_every: int = 500
+    n_eval: int = 256
+
+    def __post_init__(self) -> None:
+        if self.channels is not None:
+            object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
+            _check(all(c >= 1 for c in self.channels), "channels", self.channels, "positive widths")
+        for name in ("steps", "batch_size", "log_every", "checkpoint_every", "n_eval"):
+            _check(getattr(self, name) >= 1, name, getattr(self, name), ">= 1")
+        _check(0 < self.lr < 1, "lr", self.lr, "(0, 1)")
+        for name in ("beta1", "beta2"):
+            _check(0 <= getattr(self, name) < 1, name, getattr(self, name), "[0, 1)")
+        for name in ("w_weight", "image_weight", "real_weight"):
+            _check(getattr(self, name) >= 0, name, getattr(self, name), ">= 0")
+        _check(self.w_weight + self.image_weight + self.real_weight > 0, "w_weight + image_weight + real_weight",
+               self.w_weight + self.image_weight + self.real_weight, "> 0 (something to train on)")
+        _check(0 < self.truncation <= 1, "truncation", self.truncation, "(0, 1]")
+        _check(self.seed >= 0, "seed", self.seed, ">= 0")

@@ -241,6 +241,115 @@ def evaluate_command(run_dir: Path, stores: tuple[Path, ...], n: int, extractor:
     click.echo(f"written: {res['path']}")
 
 
+@main.command("encode")
+@click.argument("stores", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--run", "run_dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Run directory of `pathgan train-latent` with a trained encoder.")
+@click.option("--device", default="auto", show_default=True, help="auto (cuda, mps, cpu), cpu, cuda, cuda:1, mps.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Patches per encoder call.")
+@click.option("--refine-steps", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Optimisation steps refining each latent after the encoder's guess (slower, closer).")
+@click.option("--overwrite", is_flag=True, help="Re-encode stores whose latents of this run are already complete.")
+@click.option("--progress/--no-progress", default=True, help="Progress bar on stderr.")
+def encode_command(stores: tuple[Path, ...], run_dir: Path, device: str, batch_size: int, refine_steps: int,
+                   overwrite: bool, progress: bool) -> None:
+    """Write one latent vector per patch into each store, under latents/<run_id>.
+
+    STORES are patch stores (<slide_id>.zarr) or folders of them. Row i of the float32 [N, w_dim]
+    array is the latent of patch i (the same row as coords); its attributes record the checkpoint
+    and encoder hashes. An interrupted run resumes at the first unwritten chunk; a rerun skips
+    stores already encoded by the same checkpoint. Exit code 1 when any store failed.
+
+    \b
+    Examples:
+      pathgan encode --run runs/00003-pathologygan-56-cpu out/tiles
+      pathgan encode --run runs/00003-pathologygan-56-cpu --device cuda --batch-size 256 a.zarr b.zarr
+
+    \b
+    Then, in Python:
+      PatchStore("out/tiles/a.zarr").latents("00003-pathologygan-56-cpu")   # float32 [N, w_dim]
+    """
+    try:
+        from pathgan.latents import LatentModel
+        from pathgan.stages.encode import encode_stores
+
+        model = LatentModel.load(run_dir, device=device, require_encoder=True)
+        click.echo(f"pathgan encode: run {model.run_id} (w_dim {model.w_dim}) -> {len(stores)} path(s)", err=True)
+        rows = encode_stores(model, list(stores), batch_size=batch_size, refine_steps=refine_steps,
+                             overwrite=overwrite, progress=progress)
+    except PathganError as err:
+        raise click.ClickException(str(err)) from err
+    names = [Path(r["store"]).name for r in rows]
+    width = max([len(n) for n in names] + [5])
+    click.echo(f"{'store':<{width}}  {'status':<8}  {'patches':>8}  {'seconds':>8}  error")
+    for name, r in zip(names, rows, strict=True):
+        click.echo(f"{name:<{width}}  {r['status']:<8}  {r['n_patches']:>8}  {r['seconds']:>8.1f}  {r['error']}")
+    done = [r for r in rows if r["status"] in ("encoded", "skipped")]
+    click.echo(f"latents/{model.run_id} in {len(done)} of {len(rows)} store(s), "
+               f"{sum(r['n_patches'] for r in done)} patches")
+    if any(r["status"] == "failed" for r in rows):
+        sys.exit(1)
+
+
+@main.command("train-encoder")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--stores", "stores", multiple=True, type=click.Path(path_type=Path),
+              help="Patch stores for the real-image terms and the evaluation [the run's own stores].")
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="YAML of EncoderConfig fields (configs/encoder/default.yaml).")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override one EncoderConfig field; repeatable.")
+@click.option("--device", default="auto", show_default=True, help="auto (cuda, mps, cpu), cpu, cuda, cuda:1, mps.")
+@click.option("--eval-refine-steps", type=click.IntRange(min=0), default=50, show_default=True,
+              help="GAN-inversion steps in the final evaluation (0 = encoder only).")
+@click.option("--overwrite", is_flag=True, help="Fit a new encoder even though RUN_DIR/encoder exists "
+                                                "(the old one is replaced only when the new one is done).")
+@click.option("--progress/--no-progress", default=True, help="Progress bar on stderr.")
+def train_encoder_command(run_dir: Path, stores: tuple[Path, ...], config_path: Path | None, sets: tuple[str, ...],
+                          device: str, eval_refine_steps: int, overwrite: bool, progress: bool) -> None:
+    """Fit an image -> w encoder to RUN_DIR's generator (needed by `pathgan encode`).
+
+    The encoder regresses the w of generated images (MSE in units of each dimension's variance);
+    --set real_weight=1 adds a reconstruction term on real patches. It writes RUN_DIR/encoder/ with
+    eval.json: w_r2 on fresh generated images (1 = perfect) and the reconstruction error of
+    held-out real patches beside the error of the mean image. An interrupted fit resumes.
+
+    \b
+    Examples:
+      pathgan train-encoder runs/00003-pathologygan-56-cpu
+      pathgan train-encoder runs/00003-pathologygan-56-cpu --set steps=10000 --set real_weight=1
+    """
+    import yaml
+
+    from pathgan.config import EncoderConfig, from_dict, to_dict
+
+    try:
+        base: dict[str, Any] = to_dict(EncoderConfig())
+        if config_path is not None:
+            loaded = yaml.safe_load(config_path.read_text()) or {}
+            if not isinstance(loaded, dict):
+                raise click.ClickException(f"--config {config_path}: expected a mapping of EncoderConfig fields")
+            base.update(loaded)
+        base.update(_parse_sets(sets))
+        cfg = from_dict(EncoderConfig, base)
+        from pathgan.stages.encoder import train_encoder
+
+        out = train_encoder(run_dir, cfg, stores=list(stores) or None, device=device, overwrite=overwrite,
+                            eval_refine_steps=eval_refine_steps, progress=progress)
+    except PathganError as err:
+        raise click.ClickException(str(err)) from err
+    import json
+
+    res = json.loads((out / "eval.json").read_text())
+    msg = f"encoder: {out}  w_r2 {res['w_r2']:.3f} on {res['n_generated']} generated images"
+    if "real_recon_mse" in res:
+        msg += (f"; real ({res['real_split']} slides) recon MSE {res['real_recon_mse']:.4f} "
+                f"vs {res['real_mean_w_mse']:.4f} for the mean image")
+        if "real_refined_mse" in res:
+            msg += f", {res['real_refined_mse']:.4f} after {res['refine_steps']} inversion steps"
+    click.echo(msg)
+
+
 @main.command("models")
 def models_command() -> None:
     """List the registered model configurations with their parameter counts."""

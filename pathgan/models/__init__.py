@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 from pathgan.models._discriminator import Discriminator
+from pathgan.models._encoder import Encoder
 from pathgan.models._generator import Generator
 from pathgan.models._mapping import MappingNetwork, broadcast_w, mix_styles
 from pathgan.models._pathologygan import PathologyGAN
@@ -21,6 +22,7 @@ from pathgan.models._registry import (
 
 __all__ = [
     "Discriminator",
+    "Encoder",
     "Generator",
     "MappingNetwork",
     "PathologyGAN",

@@ -10,38 +10,11 @@ from typing import Any, Literal
 import numpy as np
 
 from pathgan.errors import ConfigError
+from pathgan.train._load import load_generator, load_run_config
 
 __all__ = ["ExtractorName", "evaluate_run", "load_generator"]
 
 ExtractorName = Literal["inception", "random"]
-
-
-def load_generator(run_dir: Path, device: str = "cpu") -> tuple[Any, Any, Path]:
-    """The EMA mapping + generator of the latest checkpoint of ``run_dir`` (eval mode).
-
-    Returns ``(modules, model_cfg, checkpoint_path)`` where ``modules["mapping"]`` and
-    ``modules["generator"]`` are the averaged networks.
-    """
-    import torch
-    from torch import nn
-
-    from pathgan.errors import PathganError
-    from pathgan.models import build
-    from pathgan.stages.train import load_run_config
-    from pathgan.train._checkpoint import load_checkpoint
-    from pathgan.train._run import latest_checkpoint
-    from pathgan.train.ema import EMA
-
-    _, model_cfg, _ = load_run_config(run_dir)
-    path = latest_checkpoint(run_dir)
-    if path is None:
-        raise PathganError(f"{run_dir} has no checkpoint to evaluate")
-    ckpt = load_checkpoint(path, map_location=device)
-    model = build(model_cfg)
-    ema = EMA(nn.ModuleDict({"mapping": model.mapping, "generator": model.generator}))
-    ema.load_state_dict(ckpt["ema"])
-    modules = ema.module.to(torch.device(device)).eval()
-    return modules, model_cfg, path
 
 
 def evaluate_run(
@@ -71,7 +44,7 @@ def evaluate_run(
         extract_features,
     )
     from pathgan.models import broadcast_w
-    from pathgan.stages.train import expand_stores, load_run_config
+    from pathgan.stages.train import expand_stores
 
     cfg, model_cfg, saved = load_run_config(run_dir)
     modules, _, ckpt_path = load_generator(run_dir, device)

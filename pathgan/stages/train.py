@@ -7,8 +7,9 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from pathgan.config import ModelConfig, TrainConfig, from_dict
-from pathgan.errors import ConfigError, PathganError
+from pathgan.config import TrainConfig
+from pathgan.errors import ConfigError
+from pathgan.train._load import load_run_config
 
 __all__ = ["expand_stores", "load_run_config", "train_latent"]
 
@@ -33,20 +34,6 @@ def expand_stores(paths: list[Path]) -> list[Path]:
             raise ConfigError(f"--stores {p}: no <slide_id>.zarr stores in this folder (run pathgan tile first)")
         out.extend(found)
     return sorted(dict.fromkeys(out))
-
-
-def load_run_config(run_dir: Path) -> tuple[TrainConfig, ModelConfig, dict[str, Any]]:
-    """The resolved configs saved in ``run_dir/config.yaml``."""
-    import yaml
-
-    path = run_dir / "config.yaml"
-    if not path.is_file():
-        raise PathganError(f"{run_dir} is not a pathgan run directory (no config.yaml)")
-    data = yaml.safe_load(path.read_text())
-    model = data["model"]
-    for key in ("g_channels", "d_channels"):
-        model[key] = tuple(model[key])
-    return from_dict(TrainConfig, data["train"]), from_dict(ModelConfig, model), data
 
 
 def _distributed() -> tuple[int, int]:

@@ -2,8 +2,16 @@
 
 from pathgan.store._codec import CODEC_NAME, JpegCodec
 from pathgan.store._h5 import write_clam_h5
+from pathgan.store._latents import (
+    LatentWriter,
+    check_run_id,
+    latent_runs,
+    latents_attrs,
+    open_latents_for_write,
+    read_latents,
+)
 from pathgan.store._reader import PatchStore, read_store_attrs
-from pathgan.store._schema import SCHEMA_VERSION, WHITE_LEVEL
+from pathgan.store._schema import LATENTS, SCHEMA_VERSION, WHITE_LEVEL
 from pathgan.store._writer import (
     create_store,
     finalize_store,
@@ -14,13 +22,20 @@ from pathgan.store._writer import (
 
 __all__ = [
     "CODEC_NAME",
+    "LATENTS",
     "SCHEMA_VERSION",
     "WHITE_LEVEL",
     "JpegCodec",
+    "LatentWriter",
     "PatchStore",
+    "check_run_id",
     "create_store",
     "finalize_store",
+    "latent_runs",
+    "latents_attrs",
+    "open_latents_for_write",
     "partial_stores",
+    "read_latents",
     "read_store_attrs",
     "temp_path_for",
     "write_clam_h5",

@@ -50,6 +50,7 @@ class PatchStore:
     --------
     >>> store = PatchStore("out/CMU-1.zarr")          # doctest: +SKIP
     >>> batch = store.read(np.arange(64))              # uint8 [64, 256, 256, 3]
+    >>> w = store.latents("00012-pathologygan-56-cpu")  # float32 [N, w_dim], after pathgan encode
     """
 
     def __init__(self, path: str | Path) -> None:
@@ -116,3 +117,18 @@ class PatchStore:
     def mask(self, name: str) -> np.ndarray:
         """``tissue`` or ``pen`` mask at the thumbnail's resolution."""
         return np.asarray(_array(self._grp, f"masks/{name}")[:])
+
+    def latents(self, run_id: str) -> np.ndarray:
+        """Latents ``float32 [N, w_dim]`` of ``run_id`` (``pathgan encode``), row-aligned with ``coords``.
+
+        Raises :class:`StoreError` when they are absent or incomplete.
+        """
+        from pathgan.store._latents import read_latents  # _latents imports this module
+
+        return read_latents(self.path, run_id)
+
+    def latent_runs(self) -> dict[str, dict[str, Any]]:
+        """``run_id -> {**provenance, complete, rows_done, n_rows, w_dim}`` for every latents array."""
+        from pathgan.store._latents import latent_runs
+
+        return latent_runs(self.path)

@@ -12,6 +12,12 @@
       thumbnail        uint8  [h, w, 3]     at attrs thumbnail_mpp
       masks/tissue     bool   [h, w]
       masks/pen        bool   [h, w]
+      latents/<run_id> float32 [N, w_dim]   one latent per patch, row-aligned with coords, written by
+                                            ``pathgan encode``; attrs: "pathgan" (checkpoint_sha256,
+                                            encoder_sha256, refine_steps, ...), "complete", "rows_done"
+
+Latents live in their own subgroup and never touch the root attributes, so adding them leaves the
+store complete and readable by :func:`~pathgan.store.read_store_attrs`.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ QC_ARRAYS = ("qc/pen_fraction", "qc/blur", "qc/white_fraction")
 THUMBNAIL = "thumbnail"
 MASK_TISSUE = "masks/tissue"
 MASK_PEN = "masks/pen"
+LATENTS = "latents"
 WHITE_LEVEL = 215
 
 #: Attributes every complete store carries (checked by the reader and by resume).
@@ -46,6 +53,7 @@ REQUIRED_ATTRS = (
 __all__ = [
     "ATTRS_KEY",
     "COORDS",
+    "LATENTS",
     "MASK_PEN",
     "MASK_TISSUE",
     "PATCHES",

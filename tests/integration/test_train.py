@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import socket
@@ -11,50 +10,23 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from _tiny import TINY, make_tiny_store, register_tiny
 from click.testing import CliRunner
 
 from pathgan.cli import main
 from pathgan.config import TrainConfig
-from pathgan.models import get_config, list_configs, register
-from pathgan.store import create_store, finalize_store, temp_path_for, write_shard
+from pathgan.models import get_config
 from pathgan.train._checkpoint import load_checkpoint
 from pathgan.train._run import latest_checkpoint
-
-TINY = "test-tiny-28"
-
-
-def _register_tiny() -> None:
-    if TINY not in list_configs():
-        base = get_config("pathologygan-56-cpu")
-        register(dataclasses.replace(base, name=TINY, image_px=28, z_dim=8, w_dim=8, mapping_blocks=1,
-                                     g_channels=(8, 4), d_channels=(4, 8), dense_units=16, g_stem_channels=4,
-                                     attention_px=14))
-
-
-def _make_store(path: Path, n: int, seed: int, split: str | None = None) -> Path:
-    rng = np.random.default_rng(seed)
-    patches = np.clip(rng.normal(170, 40, size=(n, 32, 32, 3)), 0, 255).astype(np.uint8)
-    tmp = temp_path_for(path)
-    create_store(tmp, coords_xy=np.arange(2 * n, dtype=np.int64).reshape(n, 2), tissue_fraction=np.ones(n),
-                 pen_fraction=np.zeros(n), patch_px=32, patches_per_shard=16, codec="zstd", jpeg_quality=90,
-                 thumbnail=np.zeros((4, 4, 3), np.uint8), tissue_mask=np.ones((4, 4), bool),
-                 pen_mask=np.zeros((4, 4), bool))
-    for s in range(0, n, 16):
-        write_shard(tmp, s, patches[s : s + 16], np.ones(len(patches[s : s + 16])), np.zeros(len(patches[s : s + 16])))
-    attrs = {"slide_id": path.stem, "split": split, "source": {"sha256_first_mib": str(seed), "size_bytes": 1},
-             "mpp_requested": 1.0, "mpp_effective": [1.0, 1.0], "source_level": 0, "patch_px": 32, "stride_px": 32,
-             "n_patches": n, "config": {}, "pathgan_version": "test"}
-    finalize_store(tmp, path, attrs)
-    return path
 
 
 @pytest.fixture(scope="module")
 def stores(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    _register_tiny()
+    register_tiny()
     root = tmp_path_factory.mktemp("stores")
-    _make_store(root / "a.zarr", 48, 1, "train")
-    _make_store(root / "b.zarr", 48, 2, "train")
-    _make_store(root / "c.zarr", 32, 3, "val")
+    make_tiny_store(root / "a.zarr", 48, 1, "train")
+    make_tiny_store(root / "b.zarr", 48, 2, "train")
+    make_tiny_store(root / "c.zarr", 32, 3, "val")
     return root
 
 
@@ -143,7 +115,7 @@ def test_short_run_learns_the_data_colour(stores: Path, tmp_path: Path) -> None:
     assert np.all(np.isfinite(d)) and np.all(np.isfinite(g))
     assert d.std() > 1e-3 and g.std() > 1e-3
     assert all(r["d_img_per_s"] > 0 and r["grad_norm_d"] > 0 for r in rows)
-    real_mean = np.clip(np.random.default_rng(1).normal(170, 40, 10_000), 0, 255).mean() / 255  # as _make_store
+    real_mean = np.clip(np.random.default_rng(1).normal(170, 40, 10_000), 0, 255).mean() / 255  # as make_tiny_store
     before = _grid_cells(run / "samples" / "step-0000000.png").mean()
     after = _grid_cells(run / "samples" / "step-0000040.png").mean()
     assert abs(after - real_mean) < 0.5 * abs(before - real_mean)
@@ -201,7 +173,7 @@ def _ddp_worker(rank: int, world: int, port: int, stores: str, runs: str, out: s
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(world), RANK=str(rank),
                       LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
-    _register_tiny()
+    register_tiny()
     import torch.distributed as dist
 
     from pathgan.stages.train import train_latent

@@ -1,0 +1,257 @@
+"""A trained run opened for notebooks: generate from w or z, encode images to w, interpolate.
+
+>>> from pathgan.latents import LatentModel
+>>> m = LatentModel.load("runs/00000-pathologygan-56-cpu")     # doctest: +SKIP
+>>> w = m.encode(patches)                                    # uint8 [N, H, W, 3] -> float32 [N, w_dim]
+>>> images = m.generate(w)                                   # -> uint8 [N, px, px, 3]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from pathgan.config import ModelConfig
+from pathgan.errors import ConfigError, PathganError, ShapeError
+from pathgan.latents._arith import interpolate as _interpolate
+
+__all__ = ["LatentModel", "Space"]
+
+Space = Literal["w", "z"]
+
+
+def _as_tensor(x: Any, dim: int, name: str, device: torch.device) -> torch.Tensor:
+    t = torch.as_tensor(np.asarray(x, np.float32) if not isinstance(x, torch.Tensor) else x, dtype=torch.float32)
+    if t.ndim == 1:
+        t = t[None]
+    if t.ndim != 2 or t.shape[1] != dim:
+        raise ShapeError(f"{name}: expected shape [N, {dim}] or [{dim}], got {list(t.shape)}")
+    if not torch.isfinite(t).all():
+        raise ShapeError(f"{name}: contains NaN or infinite values")
+    return t.to(device)
+
+
+@dataclass(eq=False)
+class LatentModel:
+    """The EMA mapping + generator of a run's latest checkpoint, with its encoder when one is trained.
+
+    Build it with :meth:`load`. All methods take and return numpy arrays: latents float32
+    [N, w_dim] (or [N, z_dim]), images uint8 [N, H, W, 3]. Generation is noise-free by default, so
+    the same w always gives the same image.
+    """
+
+    run_dir: Path
+    model_cfg: ModelConfig
+    mapping: Any
+    generator: Any
+    encoder: Any
+    device: torch.device
+    checkpoint: Path
+    checkpoint_sha256: str
+    encoder_checkpoint: Path | None
+    encoder_sha256: str | None
+    resize_mode: str = "crop"
+    w_avg: torch.Tensor = field(init=False)
+    w_std: torch.Tensor = field(init=False)
+
+    def __post_init__(self) -> None:
+        from pathgan.train.encoder import w_statistics
+
+        self.w_avg, self.w_std = w_statistics(self.mapping)
+
+    @classmethod
+    def load(cls, run_dir: str | Path, *, device: str = "cpu", require_encoder: bool = False) -> LatentModel:
+        """Open ``run_dir`` (a ``pathgan train-latent`` run; ``pathgan train-encoder`` adds the encoder).
+
+        Raises
+        ------
+        PathganError
+            Not a run directory, no checkpoint, or ``require_encoder`` and no finished encoder.
+        """
+        from pathgan.models import Encoder
+        from pathgan.train._checkpoint import load_checkpoint
+        from pathgan.train._load import file_sha256, load_generator, load_run_config
+        from pathgan.train._loop import select_device
+        from pathgan.train.encoder import ENCODER_DIR
+
+        run_dir = Path(run_dir)
+        dev = select_device(device)
+        modules, model_cfg, ckpt = load_generator(run_dir, str(dev))
+        _, _, saved = load_run_config(run_dir)
+        sha = file_sha256(ckpt)
+        encoder = enc_path = enc_sha = None
+        enc_ckpts = sorted((run_dir / ENCODER_DIR / "checkpoints").glob("step-*.pt"))
+        if enc_ckpts:
+            enc_path = enc_ckpts[-1]
+            data = load_checkpoint(enc_path, map_location=dev)
+            fitted = data.get("provenance", {}).get("checkpoint_sha256")
+            if fitted != sha:
+                raise PathganError(
+                    f"the encoder in {run_dir / ENCODER_DIR} was fitted to another generator checkpoint "
+                    f"(sha256 {str(fitted)[:12]}, latest is {ckpt.name} with {sha[:12]}); "
+                    f"run pathgan train-encoder {run_dir} --overwrite")
+            encoder = Encoder(model_cfg, tuple(data["channels"])).to(dev).eval().requires_grad_(False)
+            encoder.load_state_dict(data["encoder"])
+            enc_sha = file_sha256(enc_path)
+        elif require_encoder:
+            raise PathganError(f"{run_dir} has no trained encoder ({run_dir / ENCODER_DIR} is missing or unfinished); "
+                               f"run: pathgan train-encoder {run_dir}")
+        return cls(run_dir=run_dir, model_cfg=model_cfg, mapping=modules["mapping"], generator=modules["generator"],
+                   encoder=encoder, device=dev, checkpoint=ckpt, checkpoint_sha256=sha, encoder_checkpoint=enc_path,
+                   encoder_sha256=enc_sha, resize_mode=str(saved.get("data", {}).get("resize_mode", "crop")))
+
+    # ----------------------------------------------------------------- facts
+    @property
+    def run_id(self) -> str:
+        return self.run_dir.name
+
+    @property
+    def w_dim(self) -> int:
+        return int(self.model_cfg.w_dim)
+
+    @property
+    def z_dim(self) -> int:
+        return int(self.model_cfg.z_dim)
+
+    @property
+    def image_px(self) -> int:
+        return int(self.model_cfg.image_px)
+
+    def provenance(self) -> dict[str, Any]:
+        """JSON-safe facts identifying these networks (written beside encoded latents)."""
+        return {
+            "run_id": self.run_id,
+            "run_dir": str(self.run_dir.resolve()),
+            "model": self.model_cfg.name,
+            "image_px": self.image_px,
+            "w_dim": self.w_dim,
+            "resize_mode": self.resize_mode,
+            "checkpoint": self.checkpoint.name,
+            "checkpoint_sha256": self.checkpoint_sha256,
+            "encoder_checkpoint": self.encoder_checkpoint.name if self.encoder_checkpoint else None,
+            "encoder_sha256": self.encoder_sha256,
+        }
+
+    # ----------------------------------------------------------------- z and w
+    def sample_z(self, n: int, *, seed: int = 0) -> np.ndarray:
+        """``n`` draws of z ~ N(0, I), float32 [n, z_dim], reproducible from ``seed``."""
+        return np.random.default_rng(seed).standard_normal((n, self.z_dim)).astype(np.float32)
+
+    @torch.no_grad()
+    def to_w(self, z: Any, *, truncation: float = 1.0) -> np.ndarray:
+        """Map z [N, z_dim] to w [N, w_dim]; ``truncation`` < 1 pulls w towards the mean w."""
+        if not 0 < truncation <= 1:
+            raise ConfigError(f"truncation={truncation!r} is not allowed; expected (0, 1]")
+        w = self.mapping(_as_tensor(z, self.z_dim, "z", self.device))
+        w = self.w_avg + truncation * (w - self.w_avg)
+        return np.asarray(w.cpu(), np.float32)
+
+    def sample_w(self, n: int, *, seed: int = 0, truncation: float = 1.0) -> np.ndarray:
+        return self.to_w(self.sample_z(n, seed=seed), truncation=truncation)
+
+    @property
+    def mean_w(self) -> np.ndarray:
+        """The mean w over 8,192 draws of z (the centre of the truncation trick)."""
+        return np.asarray(self.w_avg.cpu(), np.float32)
+
+    # ----------------------------------------------------------------- images
+    @torch.no_grad()
+    def generate(
+        self,
+        w: Any = None,
+        *,
+        z: Any = None,
+        truncation: float = 1.0,
+        noise: bool = False,
+        seed: int = 0,
+        batch_size: int = 64,
+    ) -> np.ndarray:
+        """Images uint8 [N, px, px, 3] from w [N, w_dim] or (exclusively) z [N, z_dim].
+
+        ``truncation`` applies to either (w is pulled towards the mean w). ``noise`` adds the
+        generator's per-pixel noise, seeded by ``seed``.
+        """
+        if (w is None) == (z is None):
+            raise ConfigError("generate() takes exactly one of w or z")
+        if w is not None:
+            wt = _as_tensor(w, self.w_dim, "w", self.device)
+            if truncation != 1.0:
+                if not 0 < truncation <= 1:
+                    raise ConfigError(f"truncation={truncation!r} is not allowed; expected (0, 1]")
+                wt = self.w_avg + truncation * (wt - self.w_avg)
+        else:
+            wt = torch.from_numpy(self.to_w(z, truncation=truncation)).to(self.device)
+        from pathgan.models import broadcast_w
+
+        g = torch.Generator(device=self.device)
+        g.manual_seed(seed)
+        out = []
+        for s in range(0, len(wt), batch_size):
+            ws = broadcast_w(wt[s : s + batch_size], int(self.generator.n_slots))
+            img = self.generator(ws, noise=noise, generator=g)
+            out.append(img.clamp(0, 1).mul(255).round().byte().permute(0, 2, 3, 1).cpu().numpy())
+        return np.concatenate(out) if out else np.zeros((0, self.image_px, self.image_px, 3), np.uint8)
+
+    def prepare(self, images: Any) -> torch.Tensor:
+        """uint8 [N, H, W, 3] (H = W >= image_px) -> float [N, 3, px, px] in [0, 1], as the run saw patches:
+        the centred crop, or the antialiased resize when the run was trained with ``resize``."""
+        from pathgan.data._transforms import center_offset, resize, to_float_nchw
+
+        arr = np.asarray(images)
+        if arr.ndim == 3:
+            arr = arr[None]
+        px = self.image_px
+        if arr.ndim != 4 or arr.shape[-1] != 3 or arr.shape[1] != arr.shape[2] or arr.shape[1] < px:
+            raise ShapeError(f"images: expected uint8 [N, H, H, 3] with H >= {px}, got {list(arr.shape)} {arr.dtype}")
+        if arr.dtype != np.uint8:
+            raise ShapeError(f"images: expected dtype uint8 (0-255), got {arr.dtype}")
+        if self.resize_mode == "resize":
+            return resize(to_float_nchw(arr), px)
+        o = center_offset(arr.shape[1], px)
+        return to_float_nchw(arr[:, o : o + px, o : o + px])
+
+    def _require_encoder(self) -> Any:
+        if self.encoder is None:
+            raise PathganError(f"{self.run_dir} has no trained encoder; run: pathgan train-encoder {self.run_dir}")
+        return self.encoder
+
+    @torch.no_grad()
+    def encode(self, images: Any, *, batch_size: int = 64, refine_steps: int = 0, lr: float = 0.05) -> np.ndarray:
+        """w float32 [N, w_dim] for uint8 images [N, H, W, 3] (see :meth:`prepare`).
+
+        ``refine_steps`` > 0 refines the encoder's answer by GAN inversion (Adam on the pixel
+        error of the noise-free generator), slower but closer.
+        """
+        from pathgan.train.encoder import invert
+
+        enc = self._require_encoder()
+        x_all = self.prepare(images)
+        out = []
+        for s in range(0, len(x_all), batch_size):
+            x = x_all[s : s + batch_size].to(self.device)
+            w = enc(x)
+            if refine_steps:
+                w = invert(self.generator, x, w, steps=refine_steps, lr=lr, w_std=self.w_std)
+            out.append(np.asarray(w.cpu(), np.float32))
+        return np.concatenate(out) if out else np.zeros((0, self.w_dim), np.float32)
+
+    def encode_store_batch(self, patches: np.ndarray, *, refine_steps: int = 0) -> np.ndarray:
+        """The hook ``pathgan encode`` calls: raw store patches uint8 [B, P, P, 3] -> float32 [B, w_dim]."""
+        return self.encode(patches, refine_steps=refine_steps)
+
+    # ----------------------------------------------------------------- paths
+    def interpolate(self, a: Any, b: Any, steps: int = 8, *, space: Space = "w") -> np.ndarray:
+        """w [steps, w_dim] from ``a`` to ``b``.
+
+        ``space="w"``: ``a`` and ``b`` are w vectors, joined by a straight line. ``space="z"``: they
+        are z vectors, joined by a great-circle arc (slerp) and mapped to w, a curved path in w.
+        """
+        if space == "w":
+            return _interpolate(np.asarray(a, np.float32), np.asarray(b, np.float32), steps, space="w")
+        if space == "z":
+            return self.to_w(_interpolate(np.asarray(a, np.float32), np.asarray(b, np.float32), steps, space="z"))
+        raise ConfigError(f"space={space!r} is not allowed; expected 'w' or 'z'")

@@ -1,0 +1,163 @@
+"""``pathgan train-encoder RUN_DIR``: fit an image -> w encoder to a trained run, then score it.
+
+The encoder lives in ``RUN_DIR/encoder/``::
+
+    config.yaml                 resolved EncoderConfig + what it was fitted to
+    stats.jsonl                 one JSON object per logged step
+    checkpoints/step-003000.pt  encoder weights, optimiser, step, provenance (generator hash)
+    eval.json                   w-regression and reconstruction errors (see evaluate_encoder)
+    recon.png                   rows of held-out real patches and their reconstructions
+
+Training happens in ``RUN_DIR/encoder.partial/`` and is renamed to ``encoder/`` when finished and
+scored, so ``encoder/`` always holds a complete encoder; an interrupted fit resumes from the
+partial folder. ``overwrite`` retrains and replaces a finished encoder only once the new one is done.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pathgan.config import EncoderConfig
+from pathgan.errors import ConfigError
+from pathgan.train._load import file_sha256, load_generator, load_run_config
+from pathgan.train.encoder import ENCODER_DIR
+
+__all__ = ["ENCODER_DIR", "train_encoder"]
+
+
+def _held_out_images(run_dir: Path, stores: list[Path] | None, n: int, *, train: bool, seed: int) -> Any:
+    """Real patches of the run's validation slides (``train=False``) or training slides (``train=True``).
+
+    Returns ``(dataset or None, split name)``; None when no store can be found.
+    """
+    from pathgan.data import PatchDataset
+    from pathgan.stages.train import expand_stores
+
+    cfg, model_cfg, saved = load_run_config(run_dir)
+    paths = expand_stores(stores) if stores else [Path(p) for p in saved.get("stores", []) if Path(p).exists()]
+    if not paths:
+        return None, "none"
+    data = saved.get("data", {})
+    want = set(data.get("train_slides" if train else "val_slides") or [])
+    chosen = [p for p in paths if p.stem in want]
+    split = "train" if train else "val"
+    if not chosen and not train:  # a run without validation slides: score on training slides, say so
+        chosen = [p for p in paths if p.stem in set(data.get("train_slides") or [])] or paths
+        split = "train"
+    if not chosen:
+        chosen = paths
+    ds = PatchDataset(chosen, image_px=model_cfg.image_px, min_tissue_fraction=cfg.min_tissue_fraction,
+                      max_white_fraction=cfg.max_white_fraction, random_crop=train, dihedral=train, seed=seed)
+    return ds, split
+
+
+def train_encoder(
+    run_dir: Path,
+    cfg: EncoderConfig,
+    *,
+    stores: list[Path] | None = None,
+    device: str = "auto",
+    overwrite: bool = False,
+    eval_refine_steps: int = 50,
+    progress: bool = True,
+) -> Path:
+    """Fit (or resume fitting) the encoder of ``run_dir``; returns ``run_dir/encoder``.
+
+    ``stores`` default to the stores the run was trained on (from its config.yaml); they are
+    needed for ``cfg.real_weight > 0`` and for the real-patch half of the evaluation.
+
+    Raises
+    ------
+    ConfigError
+        ``run_dir/encoder`` already exists (without ``overwrite``); the partial fit was started with
+        another configuration; real patches are needed but none are found.
+    """
+    import torch
+
+    from pathgan.models import Encoder
+    from pathgan.train._loop import select_device
+    from pathgan.train._run import save_grid, write_yaml
+    from pathgan.train.encoder import EncoderTrainer, evaluate_encoder
+
+    run_dir = Path(run_dir)
+    final, partial = run_dir / ENCODER_DIR, run_dir / f"{ENCODER_DIR}.partial"
+    if final.exists() and not overwrite:
+        raise ConfigError(f"{final} already holds a trained encoder; pass --overwrite to fit a new one "
+                          "(the old one stays until the new one is finished)")
+    dev = select_device(device)
+    modules, model_cfg, gen_ckpt = load_generator(run_dir, str(dev))
+    mapping, generator = modules["mapping"], modules["generator"]
+    provenance = {
+        "run_dir": str(run_dir.resolve()),
+        "run_id": run_dir.name,
+        "generator_checkpoint": gen_ckpt.name,
+        "checkpoint_sha256": file_sha256(gen_ckpt),
+        "model": model_cfg.name,
+    }
+    settings = {"encoder": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()},
+                "fitted_to": provenance}
+    if (partial / "config.yaml").exists():
+        import yaml
+
+        old = yaml.safe_load((partial / "config.yaml").read_text())
+        if old != settings:
+            raise ConfigError(f"{partial} holds an interrupted fit with other settings or another generator "
+                              f"checkpoint; delete it to start again (old: {old}, new: {settings})")
+    partial.mkdir(parents=True, exist_ok=True)
+    write_yaml(partial / "config.yaml", settings)
+
+    real_batch = None
+    if cfg.real_weight > 0:
+        train_ds, _ = _held_out_images(run_dir, stores, 0, train=True, seed=cfg.seed)
+        if train_ds is None:
+            raise ConfigError(f"real_weight={cfg.real_weight} needs the run's stores; none of them exist any more. "
+                              "Pass --stores")
+
+        def real_batch(step: int) -> torch.Tensor:
+            rng = np.random.default_rng([cfg.seed, step, 7])
+            idx = rng.choice(len(train_ds), size=cfg.batch_size, replace=len(train_ds) < cfg.batch_size)
+            return train_ds.get_batch(np.sort(idx), epoch=step)["image"]  # type: ignore[no-any-return]
+
+    torch.manual_seed(cfg.seed)
+    encoder = Encoder(model_cfg, cfg.channels).to(dev)
+    trainer = EncoderTrainer(cfg, mapping=mapping, generator=generator, encoder=encoder, out_dir=partial,
+                             device=dev, real_batch=real_batch, provenance=provenance, progress=progress)
+    trainer.resume()
+    trainer.run()
+
+    val_ds, split = _held_out_images(run_dir, stores, cfg.n_eval, train=False, seed=cfg.seed)
+    real = None
+    if val_ds is not None:
+        rng = np.random.default_rng(cfg.seed)
+        idx = np.sort(rng.choice(len(val_ds), size=min(cfg.n_eval, len(val_ds)), replace=False))
+        real = val_ds.get_batch(idx)["image"]
+    result = evaluate_encoder(mapping, generator, encoder, n=cfg.n_eval, real=real,
+                              refine_steps=eval_refine_steps)
+    result.update({"real_split": split, "step": trainer.step, **provenance})
+    (partial / "eval.json").write_text(json.dumps(result, indent=2))
+    if real is not None:
+        _save_recon_grid(partial / "recon.png", generator, encoder, real[:8].to(dev), save_grid)
+
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(partial, final)
+    return final
+
+
+def _save_recon_grid(path: Path, generator: Any, encoder: Any, real: Any, save_grid: Any) -> None:
+    """Two rows: real patches, then G(E(x)) (noise-free)."""
+    import torch
+
+    from pathgan.models import broadcast_w
+
+    with torch.no_grad():
+        recon = generator(broadcast_w(encoder(real), int(generator.n_slots)), noise=False)
+    rows = torch.cat([real, recon]).clamp(0, 1).mul(255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+    save_grid(path, rows, ncols=len(real))

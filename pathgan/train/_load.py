@@ -1,0 +1,79 @@
+"""Read a finished run directory back: its resolved configs, its EMA generator, its checkpoint's hash."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from pathgan.config import ModelConfig, TrainConfig, from_dict
+from pathgan.errors import PathganError
+
+__all__ = ["file_sha256", "load_generator", "load_run_config"]
+
+
+def load_run_config(run_dir: Path) -> tuple[TrainConfig, ModelConfig, dict[str, Any]]:
+    """The resolved configs saved in ``run_dir/config.yaml``: (train, model, the whole saved dict)."""
+    import yaml
+
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        raise PathganError(f"{run_dir} is not a pathgan run directory (no config.yaml)")
+    data = yaml.safe_load(path.read_text())
+    model = data["model"]
+    for key in ("g_channels", "d_channels"):
+        model[key] = tuple(model[key])
+    return from_dict(TrainConfig, data["train"]), from_dict(ModelConfig, model), data
+
+
+def load_generator(run_dir: Path, device: str = "cpu") -> tuple[Any, ModelConfig, Path]:
+    """The EMA mapping + generator of the latest checkpoint of ``run_dir`` (eval mode, no gradients).
+
+    Returns ``(modules, model_cfg, checkpoint_path)`` where ``modules["mapping"]`` and
+    ``modules["generator"]`` are the averaged networks.
+    """
+    import torch
+    from torch import nn
+
+    from pathgan.models import build
+    from pathgan.train._checkpoint import load_checkpoint
+    from pathgan.train._run import latest_checkpoint
+    from pathgan.train.ema import EMA
+
+    _, model_cfg, _ = load_run_config(run_dir)
+    path = latest_checkpoint(Path(run_dir))
+    if path is None:
+        raise PathganError(f"{run_dir} has no checkpoint yet (checkpoints/step-*.pt); train it first")
+    ckpt = load_checkpoint(path, map_location=device)
+    model = build(model_cfg)
+    ema = EMA(nn.ModuleDict({"mapping": model.mapping, "generator": model.generator}))
+    ema.load_state_dict(ckpt["ema"])
+    modules = ema.module.to(torch.device(device)).eval()
+    return modules, model_cfg, path
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file, cached beside it in ``<name>.sha256`` (keyed by size and mtime).
+
+    Checkpoints are written once, atomically, so the cache stays valid; a rewritten file changes
+    its mtime and is hashed again.
+    """
+    path = Path(path)
+    st = path.stat()
+    key = f"{st.st_size}:{st.st_mtime_ns}"
+    cache = path.with_name(path.name + ".sha256")
+    try:
+        cached_key, digest = cache.read_text().split()
+        if cached_key == key:
+            return digest
+    except (OSError, ValueError):
+        pass
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            h.update(block)
+    digest = h.hexdigest()
+    with contextlib.suppress(OSError):  # a read-only run directory still works, without the cache
+        cache.write_text(f"{key} {digest}\n")
+    return digest

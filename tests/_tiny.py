@@ -1,0 +1,40 @@
+"""A tiny registered model (28 px, w_dim 8) and tiny synthetic patch stores, for training tests."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+from pathgan.models import get_config, list_configs, register
+from pathgan.store import create_store, finalize_store, temp_path_for, write_shard
+
+TINY = "test-tiny-28"
+
+
+def register_tiny() -> None:
+    if TINY not in list_configs():
+        base = get_config("pathologygan-56-cpu")
+        register(dataclasses.replace(base, name=TINY, image_px=28, z_dim=8, w_dim=8, mapping_blocks=1,
+                                     g_channels=(8, 4), d_channels=(4, 8), dense_units=16, g_stem_channels=4,
+                                     attention_px=14))
+
+
+def make_tiny_store(path: Path, n: int, seed: int, split: str | None = None) -> Path:
+    rng = np.random.default_rng(seed)
+    patches = np.clip(rng.normal(170, 40, size=(n, 32, 32, 3)), 0, 255).astype(np.uint8)
+    tmp = temp_path_for(path)
+    create_store(tmp, coords_xy=np.arange(2 * n, dtype=np.int64).reshape(n, 2), tissue_fraction=np.ones(n),
+                 pen_fraction=np.zeros(n), patch_px=32, patches_per_shard=16, codec="zstd", jpeg_quality=90,
+                 thumbnail=np.zeros((4, 4, 3), np.uint8), tissue_mask=np.ones((4, 4), bool),
+                 pen_mask=np.zeros((4, 4), bool))
+    for s in range(0, n, 16):
+        write_shard(tmp, s, patches[s : s + 16], np.ones(len(patches[s : s + 16])), np.zeros(len(patches[s : s + 16])))
+    attrs = {"slide_id": path.stem, "split": split, "source": {"sha256_first_mib": str(seed), "size_bytes": 1},
+             "mpp_requested": 1.0, "mpp_effective": [1.0, 1.0], "source_level": 0, "patch_px": 32, "stride_px": 32,
+             "n_patches": n, "config": {}, "pathgan_version": "test"}
+    finalize_store(tmp, path, attrs)
+    return path
+
+
