@@ -1,4 +1,5 @@
-"""``make demo``: tile the real slides, train the small CPU PathologyGAN briefly, say where things are.
+"""``make demo``: tile the real slides, train the small CPU PathologyGAN briefly, fit its encoder,
+encode every patch, and draw an interpolation strip and a vector-arithmetic figure.
 
 Uses ``$PATHGAN_DATA`` or ../shared/data; where neither exists it says so and tiles a generated
 synthetic slide instead. Built only on pathgan's public API (pipelines are never imported by it).
@@ -102,6 +103,66 @@ def train_briefly(stores: Path, steps: int = int(os.environ.get("PATHGAN_DEMO_ST
     grid = sorted((run_dir / "samples").glob("*.png"))[-1]
     print(f"run:      {run_dir}  (config.yaml, stats.jsonl, checkpoints/)")
     print(f"samples:  {grid}")
+    return latent_figures(run_dir, sorted(stores.glob("*.zarr")))
+
+
+def latent_figures(run_dir: Path, stores: list[Path],
+                   steps: int = int(os.environ.get("PATHGAN_DEMO_ENCODER_STEPS", "300"))) -> int:
+    """Fit the encoder, write latents into the stores, then draw two figures from real patches."""
+    from pathgan import latents as L
+    from pathgan.config import EncoderConfig
+    from pathgan.stages.encode import encode_stores
+    from pathgan.stages.encoder import train_encoder
+    from pathgan.store import PatchStore
+
+    print(f"demo: fitting the encoder for {steps} steps (PATHGAN_DEMO_ENCODER_STEPS to change)")
+    train_encoder(run_dir, EncoderConfig(steps=steps, lr=5e-4, n_eval=128), device="auto", overwrite=True,
+                  eval_refine_steps=20)
+    model = L.LatentModel.load(run_dir, require_encoder=True)
+    rows = encode_stores(model, stores, overwrite=True)
+    if any(r["status"] == "failed" for r in rows):
+        print(f"demo: encoding failed: {rows}")
+        return 1
+    print(f"latents:  latents/{model.run_id} in {len(stores)} store(s) (PatchStore(path).latents(run_id))")
+
+    # Every patch with its latent and measured nuclei density, slide by slide.
+    ws, dens, pix, slide = [], [], [], []
+    for k, path in enumerate(stores):
+        store = PatchStore(path)
+        patches = store.read(slice(0, len(store)))
+        ws.append(store.latents(model.run_id))
+        dens.append(L.nuclei_density(patches))
+        pix.append(patches)
+        slide += [k] * len(store)
+    w, density, patches = np.concatenate(ws), np.concatenate(dens), np.concatenate(pix)
+    slide_arr = np.asarray(slide)
+    figures = OUT / "figures"
+    figures.mkdir(exist_ok=True)
+
+    # 1. Interpolation in w between the sparsest and the densest real patch.
+    a, b = int(np.argmin(density)), int(np.argmax(density))
+    path_w = model.interpolate(w[a], w[b], 8, space="w")
+    crop = model.prepare(patches[[a, b]]).permute(0, 2, 3, 1).mul(255).round().byte().numpy()
+    row = np.concatenate([crop[:1], model.generate(path_w), crop[1:]])
+    fig = L.strip(row, labels=["real A", *[f"{t:.2f}" for t in np.linspace(0, 1, 8)], "real B"],
+                  title="w interpolation from a sparse to a dense real patch (ends: the real patches)")
+    fig.savefig(figures / "interpolation.png", dpi=100)
+
+    # 2. [dense, slide 0] - [sparse, slide 0] + [sparse, slide 1], and its nearest real patches.
+    low, high = L.labels_by_quantile(density)
+    other = 1 if len(stores) > 1 else 0
+    groups = [high & (slide_arr == 0), low & (slide_arr == 0), low & (slide_arr == other)]
+    if all(g.sum() >= 1 for g in groups):
+        result = L.arithmetic(w[groups[0]], w[groups[1]], w[groups[2]])
+        index = L.LatentIndex.from_stores(stores, model.run_id)
+        near = index.query(result, k=6)
+        shown = np.concatenate([model.generate(np.stack([w[groups[i]].mean(0) for i in range(3)] + [result])),
+                                index.patches(near)])
+        names = ["mean A", "mean B", "mean C", "A - B + C"] + [f"{n.slide_id[:10]}" for n in near]
+        L.strip(shown, labels=names, title="A = dense nuclei (slide 1), B = sparse (slide 1), C = sparse (slide 2);"
+                " then the 6 nearest real patches").savefig(figures / "arithmetic.png", dpi=100)
+    print(f"figures:  {figures / 'interpolation.png'}, {figures / 'arithmetic.png'}")
+    print("notebook: notebooks/latent_arithmetic.ipynb reads these outputs")
     return 0
 
 
