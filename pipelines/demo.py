@@ -142,7 +142,7 @@ def latent_figures(run_dir: Path, stores: list[Path],
     # 1. Interpolation in w between the sparsest and the densest real patch.
     a, b = int(np.argmin(density)), int(np.argmax(density))
     path_w = model.interpolate(w[a], w[b], 8, space="w")
-    crop = model.prepare(patches[[a, b]]).permute(0, 2, 3, 1).mul(255).round().byte().numpy()
+    crop = model.view(patches[[a, b]])
     row = np.concatenate([crop[:1], model.generate(path_w), crop[1:]])
     fig = L.strip(row, labels=["real A", *[f"{t:.2f}" for t in np.linspace(0, 1, 8)], "real B"],
                   title="w interpolation from a sparse to a dense real patch (ends: the real patches)")

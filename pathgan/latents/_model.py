@@ -214,6 +214,12 @@ class LatentModel:
         o = center_offset(arr.shape[1], px)
         return to_float_nchw(arr[:, o : o + px, o : o + px])
 
+    def view(self, images: Any) -> np.ndarray:
+        """uint8 [N, px, px, 3]: what the model sees of stored patches (:meth:`prepare`, back in 0-255),
+        for showing real patches beside generated ones."""
+        x = self.prepare(images)
+        return np.asarray(x.mul(255).round().byte().permute(0, 2, 3, 1).numpy())
+
     def _require_encoder(self) -> Any:
         if self.encoder is None:
             raise PathganError(f"{self.run_dir} has no trained encoder; run: pathgan train-encoder {self.run_dir}")

@@ -1,8 +1,9 @@
 """Figures for latent notebooks: image strips and grids, 2-D maps of latents.
 
 Every function returns a fresh :class:`matplotlib.figure.Figure` built without pyplot, so nothing
-is shown, nothing leaks between calls, and it works under the Agg backend. In a notebook the
-returned figure displays itself; elsewhere call ``fig.savefig(path)``.
+is shown, nothing leaks between calls, and it works under the Agg backend. In a notebook, after
+``%matplotlib inline``, ``IPython.display.display(fig)`` shows it (or end a cell with ``fig``);
+elsewhere call ``fig.savefig(path)``.
 """
 
 from __future__ import annotations
