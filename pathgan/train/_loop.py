@@ -22,7 +22,7 @@ from torch import nn
 
 from pathgan import __version__
 from pathgan.config import ModelConfig, TrainConfig
-from pathgan.errors import PathganError
+from pathgan.errors import ConfigError, PathganError
 from pathgan.train._checkpoint import load_checkpoint, save_checkpoint
 from pathgan.train._run import StatsWriter, latest_checkpoint, save_grid
 
@@ -79,6 +79,11 @@ class Trainer:
 
         self.cfg, self.model_cfg = cfg, model_cfg
         from pathgan.data import make_loader
+
+        per_rank, group = cfg.batch_size // world, model_cfg.mbstd_group
+        if group and per_rank > group and per_rank % group:
+            raise ConfigError(f"batch_size={cfg.batch_size} ({per_rank} per process) must be a multiple of the "
+                              f"discriminator's minibatch-std group size {group} (model {model_cfg.name})")
 
         self.run_dir, self.device = run_dir, device
         self.rank, self.world, self.progress = rank, world, progress

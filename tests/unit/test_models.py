@@ -240,7 +240,7 @@ def test_spectral_norm_and_orthogonal_init() -> None:
     assert g_convs and all(parametrize.is_parametrized(m, "weight") for m in g_convs)
     for m in layers:
         assert float(m.bias.detach().abs().max()) == 0.0
-    w = model.discriminator.dense.parametrizations.weight.original  # [256, 3136]: orthonormal rows
+    w = model.discriminator.dense.parametrizations.weight.original  # [256, 7 * 7 * (64 + 1 mbstd)]: orthonormal rows
     torch.testing.assert_close(w @ w.T, torch.eye(w.shape[0]), atol=1e-4, rtol=0)
 
 
@@ -253,3 +253,59 @@ def test_mapping_blocks_use_both_layers() -> None:
     for block in model.mapping.blocks:
         grad = block.fc1.parametrizations.weight.original.grad
         assert grad is not None and float(grad.abs().sum()) > 0.0
+
+
+def test_minibatch_std_layer() -> None:
+    from pathgan.errors import ShapeError
+    from pathgan.models._discriminator import MinibatchStd
+
+    torch.manual_seed(0)
+    x = torch.randn(8, 5, 7, 7)
+    out = MinibatchStd(4)(x)
+    assert out.shape == (8, 6, 7, 7)
+    torch.testing.assert_close(out[:, :5], x)
+    extra = out[:, 5]
+    assert torch.equal(extra, extra[:, :1, :1].expand_as(extra))  # one constant map per sample
+    # groups of 4 samples strided by N // G = 2: {0, 2, 4, 6} and {1, 3, 5, 7}
+    for members in ([0, 2, 4, 6], [1, 3, 5, 7]):
+        want = x[members].std(dim=0, unbiased=False).mean()
+        for m in members:
+            torch.testing.assert_close(extra[m, 0, 0], want, rtol=1e-5, atol=1e-6)
+    # identical samples -> (almost) zero std
+    assert float(MinibatchStd(4)(x[:1].expand(4, -1, -1, -1).contiguous())[:, 5].max()) < 1e-3
+    # a batch smaller than the group is one group; a batch not divisible by it is refused
+    assert MinibatchStd(4)(x[:2]).shape == (2, 6, 7, 7)
+    with pytest.raises(ShapeError, match="multiple of the group size 4"):
+        MinibatchStd(4)(x[:6])
+    with pytest.raises(ValueError):
+        MinibatchStd(0)
+
+
+def test_discriminator_mbstd_flag() -> None:
+    from pathgan.models._discriminator import MinibatchStd
+
+    # off in the reference-sized configs, on (groups of 4) in the small CPU one
+    assert all(get_config(n).mbstd_group == 0 for n in list_configs() if n.startswith("pathologygan-") and n != CPU)
+    assert get_config(CPU).mbstd_group == 4
+    with torch.device("meta"):
+        assert not any(isinstance(m, MinibatchStd) for m in build("pathologygan-56").discriminator.modules())
+    with pytest.raises(ConfigError, match="mbstd_group"):
+        dataclasses.replace(get_config(CPU), mbstd_group=-1)
+    torch.manual_seed(0)
+    cfg = dataclasses.replace(_toy(get_config(CPU)), mbstd_group=2)
+    d = build(cfg).discriminator.eval()  # eval: spectral norm's power iteration stays put
+    assert sum(isinstance(m, MinibatchStd) for m in d.modules()) == 1
+    x = torch.rand(4, 3, cfg.image_px, cfg.image_px, requires_grad=True)
+    logits = d(x)
+    assert logits.shape == (4,)
+    logits.sum().backward()
+    assert all(p.grad is not None for p in d.parameters())
+    # sample 0's groupmate is sample 2 (groups {0, 2} and {1, 3}): changing it moves logit 0,
+    # changing sample 1 (another group) does not
+    with torch.no_grad():
+        y = x.detach().clone()
+        y[2] = torch.rand_like(y[2])
+        assert float((d(y)[0] - logits[0]).abs()) > 0
+        y = x.detach().clone()
+        y[1] = torch.rand_like(y[1])
+        torch.testing.assert_close(d(y)[[0, 2]], logits.detach()[[0, 2]])
