@@ -125,43 +125,52 @@ def latent_figures(run_dir: Path, stores: list[Path],
         return 1
     print(f"latents:  latents/{model.run_id} in {len(stores)} store(s) (PatchStore(path).latents(run_id))")
 
-    # Every patch with its latent and measured nuclei density, slide by slide.
+    # Every patch with its latent and measured nuclei density, slide by slide; patches with pen
+    # ink get no density label (green ink deconvolves into haematoxylin).
     ws, dens, pix, slide = [], [], [], []
     for k, path in enumerate(stores):
         store = PatchStore(path)
         patches = store.read(slice(0, len(store)))
         ws.append(store.latents(model.run_id))
-        dens.append(L.nuclei_density(patches))
+        dens.append(np.where(store.qc("pen_fraction") > 0, np.nan, L.nuclei_density(patches)))
         pix.append(patches)
         slide += [k] * len(store)
     w, density, patches = np.concatenate(ws), np.concatenate(dens), np.concatenate(pix)
     slide_arr = np.asarray(slide)
     figures = OUT / "figures"
     figures.mkdir(exist_ok=True)
+    written = []
 
-    # 1. Interpolation in w between the sparsest and the densest real patch.
-    a, b = int(np.argmin(density)), int(np.argmax(density))
+    # 1. Interpolation in w between a sparse and a dense real patch (5th and 95th percentile:
+    # the extremes are often artefacts).
+    order = np.flatnonzero(~np.isnan(density))[np.argsort(density[~np.isnan(density)], kind="stable")]
+    a, b = int(order[len(order) // 20]), int(order[-1 - len(order) // 20])
     path_w = model.interpolate(w[a], w[b], 8, space="w")
-    crop = model.view(patches[[a, b]])
-    row = np.concatenate([crop[:1], model.generate(path_w), crop[1:]])
+    row = np.concatenate([model.view(patches[[a]]), model.generate(path_w), model.view(patches[[b]])])
     fig = L.strip(row, labels=["real A", *[f"{t:.2f}" for t in np.linspace(0, 1, 8)], "real B"],
                   title="w interpolation from a sparse to a dense real patch (ends: the real patches)")
     fig.savefig(figures / "interpolation.png", dpi=100)
+    written.append(figures / "interpolation.png")
 
-    # 2. [dense, slide 0] - [sparse, slide 0] + [sparse, slide 1], and its nearest real patches.
-    low, high = L.labels_by_quantile(density)
-    other = 1 if len(stores) > 1 else 0
-    groups = [high & (slide_arr == 0), low & (slide_arr == 0), low & (slide_arr == other)]
+    # 2. [dense, slide 1] - [sparse, slide 1] + [sparse, slide 2] (density thirds within each
+    # slide), then its nearest real patches.
+    thirds = [L.labels_by_quantile(np.where(slide_arr == k, density, np.nan)) for k in range(len(stores))]
+    first = 0
+    second = 1 if len(stores) > 1 else 0
+    groups = [thirds[first][1], thirds[first][0], thirds[second][0]]
     if all(g.sum() >= 1 for g in groups):
         result = L.arithmetic(w[groups[0]], w[groups[1]], w[groups[2]])
         index = L.LatentIndex.from_stores(stores, model.run_id)
         near = index.query(result, k=6)
-        shown = np.concatenate([model.generate(np.stack([w[groups[i]].mean(0) for i in range(3)] + [result])),
-                                index.patches(near)])
+        shown = np.concatenate([model.generate(np.stack([w[g].mean(0) for g in groups] + [result])),
+                                model.view(index.patches(near))])
         names = ["mean A", "mean B", "mean C", "A - B + C"] + [f"{n.slide_id[:10]}" for n in near]
-        L.strip(shown, labels=names, title="A = dense nuclei (slide 1), B = sparse (slide 1), C = sparse (slide 2);"
-                " then the 6 nearest real patches").savefig(figures / "arithmetic.png", dpi=100)
-    print(f"figures:  {figures / 'interpolation.png'}, {figures / 'arithmetic.png'}")
+        L.strip(shown, labels=names, title="A = dense nuclei (slide 1), B = sparse (slide 1), C = sparse "
+                "(slide 2); then the 6 nearest real patches").savefig(figures / "arithmetic.png", dpi=100)
+        written.append(figures / "arithmetic.png")
+    else:
+        print(f"demo: no arithmetic figure, a density group is empty (sizes {[int(g.sum()) for g in groups]})")
+    print(f"figures:  {', '.join(str(p) for p in written)}")
     print("notebook: notebooks/latent_arithmetic.ipynb reads these outputs")
     return 0
 
