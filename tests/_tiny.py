@@ -21,7 +21,7 @@ def register_tiny() -> None:
                                      attention_px=14))
 
 
-def make_tiny_store(path: Path, n: int, seed: int, split: str | None = None) -> Path:
+def make_tiny_store(path: Path, n: int, seed: int, split: str | None = None, label: str | None = None) -> Path:
     rng = np.random.default_rng(seed)
     patches = np.clip(rng.normal(170, 40, size=(n, 32, 32, 3)), 0, 255).astype(np.uint8)
     tmp = temp_path_for(path)
@@ -34,6 +34,8 @@ def make_tiny_store(path: Path, n: int, seed: int, split: str | None = None) -> 
     attrs = {"slide_id": path.stem, "split": split, "source": {"sha256_first_mib": str(seed), "size_bytes": 1},
              "mpp_requested": 1.0, "mpp_effective": [1.0, 1.0], "source_level": 0, "patch_px": 32, "stride_px": 32,
              "n_patches": n, "config": {}, "pathgan_version": "test"}
+    if label is not None:
+        attrs["label"] = label
     finalize_store(tmp, path, attrs)
     return path
 

@@ -350,6 +350,178 @@ def train_encoder_command(run_dir: Path, stores: tuple[Path, ...], config_path: 
     click.echo(msg)
 
 
+@main.command("roi")
+@click.argument("store", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--run-id", required=True, help="Run whose latents are scored (latents/<run_id> in STORE).")
+@click.option("--classifier", "classifier_path", type=click.Path(path_type=Path),
+              help="Saved classifier of `pathgan classify` (its folder, .npz, .json or stem); give --class too.")
+@click.option("--class", "class_name", help="Class whose probability is the score (with --direction: the annotation name).")
+@click.option("--direction", "direction_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A .npy latent direction [w_dim]; score = projection, its 1st-99th percentiles on the slide -> 0-1.")
+@click.option("--threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              help="Score at or above which the heatmap is a region.")
+@click.option("--min-area-um2", type=click.FloatRange(min=0), default=None,
+              help="Drop regions and holes smaller than this [2 patch footprints].")
+@click.option("--simplify-px", type=click.FloatRange(min=0), default=0.5, show_default=True,
+              help="Outline simplification tolerance in heatmap (thumbnail) pixels; 0 = exact pixel edges.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("out/roi"),
+              show_default=True, help="Folder for <slide_id>.geojson, _heatmap.png and _heatmap.npy.")
+def roi_command(store: Path, run_id: str, classifier_path: Path | None, class_name: str | None,
+                direction_path: Path | None, threshold: float, min_area_um2: float | None, simplify_px: float,
+                out_dir: Path) -> None:
+    """Find regions of interest on one slide and export them as QuPath GeoJSON.
+
+    Every patch of STORE is scored from its latents (a classifier's class probability, or the
+    projection on a latent direction), the scores are painted into a heatmap at the thumbnail's
+    resolution, and the heatmap is thresholded into polygons in level-0 pixels (QuPath: File >
+    Import objects). Also writes the heatmap over the thumbnail as a PNG, and as a .npy array.
+
+    \b
+    Examples:
+      pathgan roi --run-id 00003-pathologygan-56-cpu --classifier out/classify/tumour --class tumour out/tiles/a.zarr
+      pathgan roi --run-id 00003-pathologygan-56-cpu --direction nuclei.npy --threshold 0.7 out/tiles/a.zarr
+    """
+    if (classifier_path is None) == (direction_path is None):
+        raise click.UsageError("give --classifier DIR --class NAME, or --direction FILE.npy (exactly one)")
+    if classifier_path is not None and class_name is None:
+        raise click.UsageError("--classifier needs --class NAME")
+    try:
+        from pathgan.stages.roi import roi
+
+        res = roi(store, run_id=run_id, classifier_path=classifier_path, class_name=class_name,
+                  direction_path=direction_path, threshold=threshold, min_area_um2=min_area_um2,
+                  simplify_px=simplify_px, out_dir=out_dir)
+    except PathganError as err:
+        raise click.ClickException(str(err)) from err
+    click.echo(f"{res['slide_id']}: {res['n_regions']} region(s) of {res['class_name']} "
+               f"(score >= {res['threshold']:g}), {res['roi_area_um2'] / 1e6:.4f} mm^2 in all, "
+               f"from {res['n_patches']} patches")
+    for key in ("geojson", "overlay_png", "heatmap_npy"):
+        click.echo(f"written: {res[key]}")
+
+
+@main.command("export-synthetic")
+@click.option("--run", "run_dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Run directory of `pathgan train-latent`.")
+@click.option("--n", "n", required=True, type=click.IntRange(min=1), help="Images per class (or in all, without --class).")
+@click.option("--class", "classes", multiple=True, metavar="NAME",
+              help="Class to sample, by the centroid of its encoded patches; repeatable. None: unconditional.")
+@click.option("--truncation", type=click.FloatRange(0.0, 1.0), default=0.7, show_default=True,
+              help="0: the class centroid (or the mean w) itself; 1: the generator's full variety.")
+@click.option("--format", "fmt", type=click.Choice(["png", "zarr", "both"]), default="png", show_default=True,
+              help="ImageFolder tree of PNGs, a synthetic.zarr patch store, or both.")
+@click.option("--out", type=click.Path(path_type=Path), help="Output folder [out/synthetic/<run_id>].")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--stores", "stores", multiple=True, type=click.Path(path_type=Path),
+              help="Encoded stores (or folders) for the class centroids; repeatable [the run's stores].")
+@click.option("--labels", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="CSV slide_id,label or slide_id,x,y,label (level-0 coords) [the stores' slide labels].")
+@click.option("--spread", type=click.Choice(["generator", "class"]), default="generator", show_default=True,
+              help="Variety around a class centroid: the generator's, or the class's own (encoded patches).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True, help="Images per generator call.")
+@click.option("--device", default="auto", show_default=True, help="auto (cuda, mps, cpu), cpu, cuda, cuda:1, mps.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output folder (once the new one is complete).")
+@click.option("--progress/--no-progress", default=True, help="Progress bar on stderr.")
+def export_synthetic_command(run_dir: Path, n: int, classes: tuple[str, ...], truncation: float, fmt: str,
+                             out: Path | None, seed: int, stores: tuple[Path, ...], labels: Path | None, spread: str,
+                             batch_size: int, device: str, overwrite: bool, progress: bool) -> None:
+    """Generate synthetic patches per class, with their latents and provenance.
+
+    A sample of class C is the centroid of C's encoded real patches plus the generator's variety
+    with the directions that separate the classes removed, scaled by --truncation. Needs the
+    stores encoded (`pathgan encode --run RUN`) and labelled (the manifest's label when tiling, or
+    --labels). Writes OUT/<class>/<index>.png and/or OUT/synthetic.zarr, and OUT/synthetic.csv
+    (index, class, file, seed, truncation, checkpoint_sha256, latent).
+
+    \b
+    Examples:
+      pathgan export-synthetic --run runs/00003-pathologygan-56-cpu --n 64
+      pathgan export-synthetic --run runs/00003-pathologygan-56-cpu --n 500 --class tumor --class stroma \\
+          --labels tile_labels.csv --format both --out out/synthetic/tumor-stroma
+    """
+    from pathgan.downstream import ExportConfig
+    from pathgan.stages.export_synthetic import export_synthetic
+
+    try:
+        cfg = ExportConfig(n=n, classes=classes, truncation=truncation, format=fmt, seed=seed,  # type: ignore[arg-type]
+                           spread=spread, batch_size=batch_size)  # type: ignore[arg-type]
+        path = export_synthetic(run_dir, cfg, out=out, stores=list(stores) or None, labels=labels,
+                                overwrite=overwrite, device=device, progress=progress)
+    except PathganError as err:
+        raise click.ClickException(str(err)) from err
+    click.echo(f"{n * len(cfg.class_names)} synthetic patches ({', '.join(cfg.class_names)}) in {path}; "
+               f"provenance in {path / 'synthetic.csv'}")
+
+
+@main.command("classify")
+@click.argument("stores", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--run-id", required=True, help="Latents to use: latents/<RUN_ID> in every store (`pathgan encode`).")
+@click.option("--labels", "labels_csv", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Tile-label CSV with columns slide_id,x,y,label (level-0 x, y as in the stores' coords); "
+                   "only the listed patches are used. Default: each slide's manifest label.")
+@click.option("--model", type=click.Choice(["logreg", "mlp"]), default="logreg", show_default=True,
+              help="logreg: standardised L2 logistic regression; mlp: one hidden layer, early stopping.")
+@click.option("--folds", "n_folds", type=click.IntRange(min=2), default=5, show_default=True,
+              help="Cross-validation folds of whole slides (fewer when there are fewer slides).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("out/classify"),
+              show_default=True, help="Folder for classifier.npz/.json, metrics.json, confusion.png, *_predictions.csv.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the fold assignment and the models.")
+@click.option("--mil/--no-mil", default=True, show_default=True,
+              help="Also train the attention-MIL slide head per fold (slide-level labels only).")
+def classify_command(stores: tuple[Path, ...], run_id: str, labels_csv: Path | None, model: str, n_folds: int,
+                     out_dir: Path, seed: int, mil: bool) -> None:
+    """Cross-validate and fit a classifier on patch latents; folds hold whole slides.
+
+    STORES are patch stores (<slide_id>.zarr) or folders of them, encoded with `pathgan encode`.
+    Labels are the manifest's slide labels (every patch of a slide gets it) or a tile-label CSV.
+    Slides with split=test in the manifest are held out and scored once by the final classifier.
+    Prints accuracy, balanced accuracy and ROC-AUC per fold, pooled over the out-of-fold
+    predictions, and per slide (mean patch probability; attention MIL).
+
+    \b
+    Examples:
+      pathgan classify --run-id 00003-pathologygan-56-cpu out/tiles
+      pathgan classify --run-id 00003-pathologygan-56-cpu --labels tiles.csv --model mlp --out out/cls a.zarr b.zarr
+
+    \b
+    Then, in Python:
+      clf = pathgan.downstream.load_classifier("out/classify/classifier.npz")
+      clf.predict_proba(PatchStore("out/tiles/a.zarr").latents(clf.run_id))   # [N, len(clf.classes)]
+    """
+    try:
+        from pathgan.stages.classify import classify
+
+        res = classify(list(stores), run_id, labels_csv=labels_csv, model=model, n_folds=n_folds,  # type: ignore[arg-type]
+                       out_dir=out_dir, seed=seed, mil=mil)
+    except PathganError as err:
+        raise click.ClickException(str(err)) from err
+    cv = res["cv"]
+
+    def fmt(value: Any) -> str:
+        return "     n/a" if value is None else f"{value:8.3f}"
+
+    click.echo(f"pathgan classify: {res['n_patches']} patches of {res['n_slides']} slides, classes {res['classes']}, "
+               f"{res['model']}, {cv['n_folds']} folds by slide")
+    click.echo(f"{'level':<6}  {'scope':<28}  {'n':>7}  {'accuracy':>8}  {'bal_acc':>8}  {'roc_auc':>8}")
+    lines = [("patch", f"fold {f['fold']} ({len(f['test_slides'])} slide(s))", f) for f in cv["folds"]]
+    lines.append(("patch", "pooled out-of-fold", cv["pooled"]))
+    if cv["slide_mean_proba"] is not None:
+        lines.append(("slide", "mean patch probability", cv["slide_mean_proba"]))
+    if cv["slide_attention_mil"] is not None:
+        lines.append(("slide", "attention MIL", cv["slide_attention_mil"]))
+    if res["test"] is not None:
+        lines.append(("patch", f"test split ({len(res['test']['slides'])} slide(s))", res["test"]["patch"]))
+        if "slide_mean_proba" in res["test"]:
+            lines.append(("slide", "test split, mean probability", res["test"]["slide_mean_proba"]))
+    for level, scope, m in lines:
+        click.echo(f"{level:<6}  {scope:<28}  {m['n']:>7}  {fmt(m['accuracy'])}  {fmt(m['balanced_accuracy'])}  "
+                   f"{fmt(m['roc_auc'])}")
+    for note in cv["notes"]:
+        click.echo(f"note: {note}")
+    click.echo(f"written: {res['out_dir']}/ (classifier.npz + .json, metrics.json, confusion.png, "
+               f"patch_predictions.csv, slide_predictions.csv)")
+
+
 @main.command("models")
 def models_command() -> None:
     """List the registered model configurations with their parameter counts."""

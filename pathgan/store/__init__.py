@@ -11,7 +11,8 @@ from pathgan.store._latents import (
     read_latents,
 )
 from pathgan.store._reader import PatchStore, read_store_attrs
-from pathgan.store._schema import LATENTS, SCHEMA_VERSION, WHITE_LEVEL
+from pathgan.store._schema import LABELS, LATENTS, SCHEMA_VERSION, WHITE_LEVEL
+from pathgan.store._synthetic import SYNTHETIC_SLIDE_ID, SyntheticStoreWriter
 from pathgan.store._writer import (
     create_store,
     finalize_store,
@@ -22,12 +23,15 @@ from pathgan.store._writer import (
 
 __all__ = [
     "CODEC_NAME",
+    "LABELS",
     "LATENTS",
     "SCHEMA_VERSION",
+    "SYNTHETIC_SLIDE_ID",
     "WHITE_LEVEL",
     "JpegCodec",
     "LatentWriter",
     "PatchStore",
+    "SyntheticStoreWriter",
     "check_run_id",
     "create_store",
     "finalize_store",

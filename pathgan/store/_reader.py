@@ -127,6 +127,29 @@ class PatchStore:
 
         return read_latents(self.path, run_id)
 
+    @property
+    def synthetic(self) -> bool:
+        """True for a store of generated patches (``pathgan export-synthetic``)."""
+        return bool(self.attrs.get("synthetic", False))
+
+    def labels(self) -> np.ndarray:
+        """Class name of every patch, str [N]: a synthetic store's ``labels`` array, else the slide's
+        ``label`` (from the manifest) repeated.
+
+        Raises :class:`StoreError` when the store has no label.
+        """
+        if self.synthetic and S.LABELS in self._grp:
+            names = np.asarray([str(c) for c in self.attrs.get("class_names", [])], dtype=str)
+            codes = np.asarray(_array(self._grp, S.LABELS)[:], np.int64)
+            if codes.size and (codes.min() < 0 or codes.max() >= len(names)):
+                raise StoreError(f"{self.path}: labels outside the {len(names)} class_names")
+            return names[codes]
+        label = self.attrs.get("label")
+        if label is None or label == "":
+            raise StoreError(f"{self.path} has no label (set the manifest's label column when tiling, "
+                             "or give a label CSV)")
+        return np.full(len(self), str(label))
+
     def latent_runs(self) -> dict[str, dict[str, Any]]:
         """``run_id -> {**provenance, complete, rows_done, n_rows, w_dim}`` for every latents array."""
         from pathgan.store._latents import latent_runs

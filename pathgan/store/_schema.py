@@ -15,6 +15,8 @@
       latents/<run_id> float32 [N, w_dim]   one latent per patch, row-aligned with coords, written by
                                             ``pathgan encode``; attrs: "pathgan" (checkpoint_sha256,
                                             encoder_sha256, refine_steps, ...), "complete", "rows_done"
+      labels           int16  [N]           synthetic stores only (``pathgan export-synthetic``): class
+                                            index into attrs class_names; attrs synthetic: true
 
 Latents live in their own subgroup and never touch the root attributes, so adding them leaves the
 store complete and readable by :func:`~pathgan.store.read_store_attrs`.
@@ -32,6 +34,7 @@ THUMBNAIL = "thumbnail"
 MASK_TISSUE = "masks/tissue"
 MASK_PEN = "masks/pen"
 LATENTS = "latents"
+LABELS = "labels"
 WHITE_LEVEL = 215
 
 #: Attributes every complete store carries (checked by the reader and by resume).
@@ -53,6 +56,7 @@ REQUIRED_ATTRS = (
 __all__ = [
     "ATTRS_KEY",
     "COORDS",
+    "LABELS",
     "LATENTS",
     "MASK_PEN",
     "MASK_TISSUE",

@@ -1,0 +1,86 @@
+"""What users do with the latents: classifiers on patch latents (``pathgan classify``)."""
+
+from __future__ import annotations
+
+from pathgan.downstream._classify import (
+    CVResult,
+    LatentClassifier,
+    LatentTable,
+    ModelKind,
+    classification_metrics,
+    confusion_figure,
+    cross_validate,
+    fit_classifier,
+    load_classifier,
+)
+from pathgan.downstream._geojson import (
+    GeoJSONError,
+    class_color,
+    geojson_problems,
+    read_geojson,
+    roi_features,
+    validate_geojson,
+    write_geojson,
+)
+from pathgan.downstream._mil import AttentionMIL, fit_attention_mil
+from pathgan.downstream._roi import (
+    PatchClassifier,
+    RoiPolygon,
+    StoreFrame,
+    heatmap,
+    overlay_figure,
+    paint_heatmap,
+    ring_area,
+    roi_polygons,
+    score_patches,
+    store_frame,
+)
+from pathgan.downstream._synthetic import (
+    UNCONDITIONAL,
+    ClassCentroids,
+    ExportConfig,
+    LabelTable,
+    Spread,
+    SyntheticFormat,
+    labelled_latents,
+    read_label_csv,
+)
+
+__all__ = [
+    "UNCONDITIONAL",
+    "AttentionMIL",
+    "CVResult",
+    "ClassCentroids",
+    "ExportConfig",
+    "GeoJSONError",
+    "LabelTable",
+    "LatentClassifier",
+    "LatentTable",
+    "ModelKind",
+    "PatchClassifier",
+    "RoiPolygon",
+    "Spread",
+    "StoreFrame",
+    "SyntheticFormat",
+    "class_color",
+    "classification_metrics",
+    "confusion_figure",
+    "cross_validate",
+    "fit_attention_mil",
+    "fit_classifier",
+    "geojson_problems",
+    "heatmap",
+    "labelled_latents",
+    "load_classifier",
+    "overlay_figure",
+    "paint_heatmap",
+    "read_geojson",
+    "read_label_csv",
+    "ring_area",
+    "roi_features",
+    "roi_polygons",
+    "score_patches",
+    "store_frame",
+    "validate_geojson",
+    "write_geojson",
+]

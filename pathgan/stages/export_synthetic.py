@@ -1,0 +1,251 @@
+"""``pathgan export-synthetic``: synthetic patches per class from a trained run, with provenance.
+
+Output folder (written as ``OUT.partial/`` and renamed to ``OUT`` once complete)::
+
+    OUT/
+      <class>/<index>.png   ImageFolder tree, lossless PNG (--format png or both)
+      synthetic.zarr        the real stores' schema, attrs synthetic: true, a labels array (zarr or both)
+      synthetic.csv         one row per image: index, class, file, seed, truncation, checkpoint_sha256, latent
+      latents.npy           float32 [N, w_dim], row = index (the same latents as the CSV, in binary)
+      synthetic.json        run provenance, the export settings, class statistics and the method
+
+Image ``index`` is global (class after class, in the order asked for). Its latent regenerates it:
+``LatentModel.load(run).generate(latents[index])``. The CSV's ``seed`` is the seed of its z:
+``LatentModel.sample_z(1, seed=seed)``; the class transform of :mod:`pathgan.downstream._synthetic`
+turns the mapped z into the latent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pathgan import __version__
+from pathgan.downstream._synthetic import (
+    ClassCentroids,
+    ExportConfig,
+    format_latent,
+    image_seeds,
+    labelled_latents,
+    read_label_csv,
+    truncate,
+    z_from_seeds,
+)
+from pathgan.errors import ConfigError
+
+__all__ = ["CSV_COLUMNS", "export_synthetic", "partial_path"]
+
+CSV_COLUMNS = ("index", "class", "file", "seed", "truncation", "checkpoint_sha256", "latent")
+
+#: Mapping-network draws measuring the generator's spread (``spread="class"``); a fixed seed keeps it reproducible.
+_REFERENCE_N, _REFERENCE_SEED = 8192, 2**31 - 1
+
+_METHOD = ("class c: w = mu_c + truncation * s_c * P (w_z - w_avg), mu_c the mean encoded latent of class c, "
+           "P the projection removing the span of the class-centroid differences, w_z = mapping(z), "
+           "s_c = 1 (spread=generator) or class RMS / generator RMS in the complement (spread=class); "
+           "unconditional: w = w_avg + truncation * (w_z - w_avg)")
+
+
+def partial_path(out: Path) -> Path:
+    """Where ``out`` is built before the final rename."""
+    return out.with_name(out.name + ".partial")
+
+
+def _run_stores(run_dir: Path, saved: dict[str, Any]) -> list[Path]:
+    """The stores the run was trained on (``config.yaml``), when they are still where they were."""
+    stores = [Path(p) for p in saved.get("stores") or []]
+    missing = [str(p) for p in stores if not p.exists()]
+    if not stores or missing:
+        raise ConfigError(f"the stores of {run_dir}/config.yaml are not found ({missing or 'none listed'}); "
+                          "give the encoded stores with --stores")
+    return stores
+
+
+def _install(partial: Path, out: Path, overwrite: bool) -> None:
+    """Rename the finished ``partial`` to ``out``; an old ``out`` is moved aside first, then removed."""
+    if out.exists() or out.is_symlink():
+        if not overwrite:
+            raise ConfigError(f"{out} appeared while this export was running; nothing was replaced")
+        trash = out.with_name(f"{out.name}.old-{uuid.uuid4().hex[:8]}")
+        os.replace(out, trash)
+        os.replace(partial, out)
+        shutil.rmtree(trash, ignore_errors=True)
+    else:
+        os.replace(partial, out)
+
+
+def export_synthetic(
+    run_dir: Path,
+    cfg: ExportConfig,
+    *,
+    out: Path | None = None,
+    stores: Sequence[Path] | None = None,
+    labels: Path | None = None,
+    overwrite: bool = False,
+    device: str = "cpu",
+    progress: bool = True,
+) -> Path:
+    """Generate ``cfg.n`` images per class (or unconditionally) and write them with their provenance.
+
+    Parameters
+    ----------
+    run_dir
+        A ``pathgan train-latent`` run. Class control needs its stores encoded (``pathgan encode``).
+    cfg
+        What to generate (:class:`~pathgan.downstream.ExportConfig`).
+    out
+        Output folder; default ``out/synthetic/<run_id>``.
+    stores
+        Encoded stores (or folders of them) for the class statistics; default the run's own stores.
+    labels
+        CSV ``slide_id,label`` or ``slide_id,x,y,label``; default the stores' slide labels.
+    overwrite
+        Replace an existing ``out`` (only once the new export is complete).
+    device
+        Torch device of the generator (``auto``, ``cpu``, ``cuda`` ...).
+    progress
+        A tqdm bar over images on stderr.
+
+    Returns
+    -------
+    Path
+        The finished output folder.
+
+    Raises
+    ------
+    ConfigError
+        ``out`` exists without ``overwrite``, an unknown class (the message lists the known ones),
+        no labelled patches, or a bad label CSV.
+    StoreError, PathganError
+        Stores without latents of this run (or of another checkpoint); not a run directory.
+    """
+    from tqdm.auto import tqdm
+
+    from pathgan.latents import LatentModel
+    from pathgan.stages.train import expand_stores
+    from pathgan.store import WHITE_LEVEL, SyntheticStoreWriter
+    from pathgan.tissue import blur_scores, white_fractions
+    from pathgan.train._load import load_run_config
+
+    run_dir = Path(run_dir)
+    _, _, saved = load_run_config(run_dir)
+    out = Path(out) if out is not None else Path("out") / "synthetic" / run_dir.name
+    if (out.exists() or out.is_symlink()) and not overwrite:
+        raise ConfigError(f"{out} already exists; choose another --out or pass --overwrite")
+    table = read_label_csv(labels) if labels is not None else None
+    model = LatentModel.load(run_dir, device=device)
+    prov = model.provenance()
+    mpp = saved.get("data", {}).get("patch_mpp")
+
+    centroids: ClassCentroids | None = None
+    store_info: list[dict[str, Any]] = []
+    scales: dict[str, float] = {}
+    if cfg.classes:
+        paths = expand_stores([Path(p) for p in (stores or _run_stores(run_dir, saved))])
+        w_lab, lab, store_info = labelled_latents(paths, model.run_id, labels=table,
+                                                  checkpoint_sha256=model.checkpoint_sha256)
+        centroids = ClassCentroids.fit(w_lab, lab)
+        for name in cfg.classes:
+            centroids.index(name)  # unknown class: ConfigError listing the known ones, before any work
+        gen_rms = 1.0
+        if cfg.spread == "class":
+            gen_rms = centroids.generator_rms(model.sample_w(_REFERENCE_N, seed=_REFERENCE_SEED), model.mean_w)
+        for name in cfg.classes:
+            scales[name] = 1.0 if cfg.spread == "generator" else float(centroids.rms[centroids.index(name)]) / gen_rms
+
+    names = cfg.class_names
+    total = cfg.n * len(names)
+    width = max(6, len(str(total - 1)))
+    partial = partial_path(out)
+    if partial.exists():
+        shutil.rmtree(partial)  # a leftover of an interrupted export of this output
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    partial.mkdir()
+    try:
+        want_png, want_zarr = cfg.format in ("png", "both"), cfg.format in ("zarr", "both")
+        writer = (SyntheticStoreWriter(partial / "synthetic.zarr", labels=np.repeat(np.arange(len(names)), cfg.n),
+                                       class_names=names, patch_px=model.image_px) if want_zarr else None)
+        latents = np.empty((total, model.w_dim), np.float32)
+        rows: list[dict[str, Any]] = []
+        w_avg = model.mean_w
+        with tqdm(total=total, desc=f"export-synthetic {model.run_id}", unit="img", disable=not progress) as bar:
+            for ci, name in enumerate(names):
+                seeds = image_seeds(cfg.seed, name, cfg.n)
+                if want_png:
+                    (partial / name).mkdir()
+                for s in range(0, cfg.n, cfg.batch_size):
+                    batch_seeds = seeds[s : s + cfg.batch_size]
+                    w_z = model.to_w(z_from_seeds(batch_seeds, model.z_dim))  # [b, w_dim], untruncated
+                    if centroids is None:
+                        w = truncate(w_z, w_avg, cfg.truncation)
+                    else:
+                        w = centroids.sample(name, w_z, w_avg=w_avg, truncation=cfg.truncation, scale=scales[name])
+                    images = model.generate(w, batch_size=cfg.batch_size)  # uint8 [b, px, px, 3]
+                    first = ci * cfg.n + s
+                    latents[first : first + len(w)] = w
+                    for j, (img, seed, wj) in enumerate(zip(images, batch_seeds, w, strict=True)):
+                        index = first + j
+                        file = f"{name}/{index:0{width}d}.png" if want_png else ""
+                        if want_png:
+                            _write_png(partial / file, img)
+                        rows.append({"index": index, "class": name, "file": file, "seed": int(seed),
+                                     "truncation": cfg.truncation, "checkpoint_sha256": model.checkpoint_sha256,
+                                     "latent": format_latent(wj)})
+                    if writer is not None:
+                        writer.add(images, blur_scores(images), white_fractions(images, WHITE_LEVEL))
+                    bar.update(len(w))
+
+        np.save(partial / "latents.npy", latents)
+        with (partial / "synthetic.csv").open("w", newline="") as fh:
+            wr = csv.DictWriter(fh, fieldnames=list(CSV_COLUMNS))
+            wr.writeheader()
+            wr.writerows(rows)
+        meta = {
+            "pathgan_version": __version__,
+            "run": prov,
+            "export": {**asdict(cfg), "classes": list(cfg.classes)},
+            "class_names": list(names),
+            "n_images": total,
+            "image_px": model.image_px,
+            "mpp": mpp,
+            "method": _METHOD,
+            "spread_scale": scales,
+            "class_statistics": centroids.summary() if centroids is not None else None,
+            "labels": (str(labels) if labels is not None else "store slide labels") if cfg.classes else None,
+            "stores": store_info,
+            "files": {"csv": "synthetic.csv", "latents": "latents.npy",
+                      "zarr": "synthetic.zarr" if want_zarr else None, "png": want_png},
+        }
+        (partial / "synthetic.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
+        if writer is not None:
+            source = {"synthetic": True, "run_id": model.run_id, "checkpoint": prov["checkpoint"],
+                      "checkpoint_sha256": model.checkpoint_sha256, "encoder_sha256": prov["encoder_sha256"]}
+            writer.finish({
+                "label": None, "split": None, "source": source,
+                "mpp_requested": mpp, "mpp_effective": [mpp, mpp], "source_level": None, "decode_scale": None,
+                "n_grid": None, "thumbnail_mpp": None, "tiles_decoded": 0,
+                "config": {**meta["export"], "method": _METHOD, "spread_scale": scales},
+                "pathgan_version": __version__,
+            })
+        _install(partial, out, overwrite)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            shutil.rmtree(partial)
+        raise
+    return out
+
+
+def _write_png(path: Path, image: np.ndarray) -> None:
+    from PIL import Image
+
+    Image.fromarray(np.ascontiguousarray(image)).save(path, format="PNG")
