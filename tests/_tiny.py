@@ -40,3 +40,26 @@ def make_tiny_store(path: Path, n: int, seed: int, split: str | None = None, lab
     return path
 
 
+
+
+def make_coded_store(path: Path, n: int = 10, px: int = 16, per_shard: int = 4, *, mark_corner: bool = False) -> Path:
+    """A complete zstd store of ``n`` flat patches; patch i has colour (x/16, y/16, i) of its
+    shuffled coords, so any misalignment of rows shows. ``mark_corner`` paints pixel (0, 0) white
+    (outside any centre crop)."""
+    coords = np.random.default_rng(0).permutation(n * 2).reshape(n, 2).astype(np.int64) * 16
+    patches = np.empty((n, px, px, 3), np.uint8)
+    patches[:] = np.stack([coords[:, 0] // 16, coords[:, 1] // 16, np.arange(n)], axis=1)[:, None, None, :]
+    if mark_corner:
+        patches[:, 0, 0] = 255
+    tmp = temp_path_for(path)
+    create_store(tmp, coords_xy=coords, tissue_fraction=np.ones(n), pen_fraction=np.zeros(n), patch_px=px,
+                 patches_per_shard=per_shard, codec="zstd", jpeg_quality=90,
+                 thumbnail=np.zeros((4, 4, 3), np.uint8), tissue_mask=np.ones((4, 4), bool),
+                 pen_mask=np.zeros((4, 4), bool))
+    for start in range(0, n, per_shard):
+        chunk = patches[start : start + per_shard]
+        write_shard(tmp, start, chunk, np.ones(len(chunk)), np.zeros(len(chunk)))
+    attrs = {k: 1 for k in ("source", "mpp_effective", "source_level", "stride_px", "config", "pathgan_version")}
+    attrs.update(slide_id=path.stem, patch_px=px, n_patches=n, mpp_requested=0.5)
+    finalize_store(tmp, path, attrs)
+    return path

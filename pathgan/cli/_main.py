@@ -138,19 +138,26 @@ def _parse_sets(pairs: tuple[str, ...]) -> dict[str, Any]:
     return out
 
 
-def _load_train_config(config_path: Path | None, sets: dict[str, Any]) -> Any:
+def _load_dataclass_config(cls: Any, config_path: Path | None, sets: dict[str, Any]) -> Any:
+    """Defaults of ``cls``, then the YAML file's fields, then ``--set`` overrides; validated by ``cls``."""
     import yaml
 
-    from pathgan.config import TrainConfig, from_dict, to_dict
+    from pathgan.config import from_dict, to_dict
 
-    base: dict[str, Any] = to_dict(TrainConfig())
+    base: dict[str, Any] = to_dict(cls())
     if config_path is not None:
         loaded = yaml.safe_load(config_path.read_text()) or {}
         if not isinstance(loaded, dict):
-            raise click.ClickException(f"--config {config_path}: expected a mapping of TrainConfig fields")
+            raise click.ClickException(f"--config {config_path}: expected a mapping of {cls.__name__} fields")
         base.update(loaded)
     base.update(sets)
-    return from_dict(TrainConfig, base)
+    return from_dict(cls, base)
+
+
+def _load_train_config(config_path: Path | None, sets: dict[str, Any]) -> Any:
+    from pathgan.config import TrainConfig
+
+    return _load_dataclass_config(TrainConfig, config_path, sets)
 
 
 @main.command("train-latent")
@@ -319,19 +326,10 @@ def train_encoder_command(run_dir: Path, stores: tuple[Path, ...], config_path: 
       pathgan train-encoder runs/00003-pathologygan-56-cpu
       pathgan train-encoder runs/00003-pathologygan-56-cpu --set steps=10000 --set real_weight=1
     """
-    import yaml
-
-    from pathgan.config import EncoderConfig, from_dict, to_dict
+    from pathgan.config import EncoderConfig
 
     try:
-        base: dict[str, Any] = to_dict(EncoderConfig())
-        if config_path is not None:
-            loaded = yaml.safe_load(config_path.read_text()) or {}
-            if not isinstance(loaded, dict):
-                raise click.ClickException(f"--config {config_path}: expected a mapping of EncoderConfig fields")
-            base.update(loaded)
-        base.update(_parse_sets(sets))
-        cfg = from_dict(EncoderConfig, base)
+        cfg = _load_dataclass_config(EncoderConfig, config_path, _parse_sets(sets))
         from pathgan.stages.encoder import train_encoder
 
         out = train_encoder(run_dir, cfg, stores=list(stores) or None, device=device, overwrite=overwrite,

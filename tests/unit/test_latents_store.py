@@ -7,19 +7,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zarr
+from _tiny import make_coded_store
 
 from pathgan.errors import ConfigError, ShapeError, StoreError
 from pathgan.store import (
     PatchStore,
-    create_store,
-    finalize_store,
     latent_runs,
     latents_attrs,
     open_latents_for_write,
     read_latents,
     read_store_attrs,
-    temp_path_for,
-    write_shard,
 )
 
 W = 4
@@ -28,22 +25,8 @@ ENC = "e" * 64
 
 
 def make_store(path: Path, n: int = 10, px: int = 16, per_shard: int = 4) -> Path:
-    """A complete zstd store of ``n`` flat patches; coords are shuffled so misalignment shows."""
-    coords = np.random.default_rng(0).permutation(n * 2).reshape(n, 2).astype(np.int64) * 16
-    patches = np.empty((n, px, px, 3), np.uint8)
-    patches[:] = np.stack([coords[:, 0] // 16, coords[:, 1] // 16, np.arange(n)], axis=1)[:, None, None, :]
-    tmp = temp_path_for(path)
-    create_store(tmp, coords_xy=coords, tissue_fraction=np.ones(n), pen_fraction=np.zeros(n), patch_px=px,
-                 patches_per_shard=per_shard, codec="zstd", jpeg_quality=90,
-                 thumbnail=np.zeros((4, 4, 3), np.uint8), tissue_mask=np.ones((4, 4), bool),
-                 pen_mask=np.zeros((4, 4), bool))
-    for start in range(0, n, per_shard):
-        chunk = patches[start : start + per_shard]
-        write_shard(tmp, start, chunk, np.ones(len(chunk)), np.zeros(len(chunk)))
-    attrs = {k: 1 for k in ("source", "mpp_effective", "source_level", "stride_px", "config", "pathgan_version")}
-    attrs.update(slide_id=path.stem, patch_px=px, n_patches=n, mpp_requested=0.5)
-    finalize_store(tmp, path, attrs)
-    return path
+    """See ``_tiny.make_coded_store``."""
+    return make_coded_store(path, n, px, per_shard)
 
 
 def _attrs(ckpt: str = CKPT, enc: str = ENC, **extra: object) -> dict[str, object]:
