@@ -1,5 +1,6 @@
 """``make demo``: tile the real slides, train the small CPU PathologyGAN briefly, fit its encoder,
-encode every patch, and draw an interpolation strip and a vector-arithmetic figure.
+encode every patch, draw an interpolation strip and a vector-arithmetic figure, then a classifier
+on the latents, an ROI GeoJSON for one slide and 64 exported synthetic patches.
 
 Uses ``$PATHGAN_DATA`` or ../shared/data; where neither exists it says so and tiles a generated
 synthetic slide instead. Built only on pathgan's public API (pipelines are never imported by it).
@@ -172,6 +173,45 @@ def latent_figures(run_dir: Path, stores: list[Path],
         print(f"demo: no arithmetic figure, a density group is empty (sizes {[int(g.sum()) for g in groups]})")
     print(f"figures:  {', '.join(str(p) for p in written)}")
     print("notebook: notebooks/latent_arithmetic.ipynb reads these outputs")
+    return downstream(run_dir, stores, density, slide_arr)
+
+
+def downstream(run_dir: Path, stores: list[Path], density: np.ndarray, slide_arr: np.ndarray) -> int:
+    """A classifier on latents, an ROI GeoJSON for one slide, and 64 synthetic patches.
+
+    Labels: the densest and sparsest third of each slide's patches by measured nuclei density
+    (tile labels, so each fold of whole slides still holds both classes).
+    """
+    from pathgan import latents as L
+    from pathgan.downstream import ExportConfig
+    from pathgan.stages.classify import classify
+    from pathgan.stages.export_synthetic import export_synthetic
+    from pathgan.stages.roi import roi
+    from pathgan.store import PatchStore
+
+    run_id = run_dir.name
+    labels = OUT / "nuclei_labels.csv"
+    with labels.open("w", newline="") as fh:
+        out = csv.writer(fh)
+        out.writerow(["slide_id", "x", "y", "label"])
+        start = 0
+        for k, path in enumerate(stores):
+            store = PatchStore(path)
+            low, high = L.labels_by_quantile(np.where(slide_arr == k, density, np.nan))
+            for i, (x, y) in enumerate(store.coords):
+                j = start + i
+                if high[j] or low[j]:
+                    out.writerow([store.slide_id, int(x), int(y), "dense" if high[j] else "sparse"])
+            start += len(store)
+    res = classify(stores, run_id, labels_csv=labels, n_folds=5, out_dir=OUT / "classify")
+    pooled = (res.get("cv") or {}).get("pooled", {})
+    print(f"classify: {OUT / 'classify'}  (dense vs sparse nuclei, folds of whole slides; pooled out-of-fold: "
+          f"{', '.join(f'{k} {v:.3f}' for k, v in pooled.items() if isinstance(v, float))})")
+    r = roi(stores[0], run_id=run_id, classifier_path=OUT / "classify", class_name="dense", out_dir=OUT / "roi")
+    print(f"roi:      {r['geojson']}  ({r['n_regions']} regions, QuPath GeoJSON), overlay {r['overlay_png']}")
+    syn = export_synthetic(run_dir, ExportConfig(n=32, classes=("dense", "sparse"), truncation=0.7),
+                           out=OUT / "synthetic", stores=stores, labels=labels, overwrite=True, device="cpu")
+    print(f"synthetic: {syn}  (32 PNGs per class, synthetic.csv with seeds and latents)")
     return 0
 
 
