@@ -9,12 +9,14 @@ from __future__ import annotations
 
 __all__ = [
     "ConfigError",
+    "GeoJSONError",
     "ManifestError",
     "MissingMPPError",
     "NoTissueError",
     "PathganError",
     "ResolutionError",
     "SchemaMismatchError",
+    "ShapeError",
     "SlideOpenError",
     "StoreError",
 ]
@@ -58,3 +60,7 @@ class SchemaMismatchError(StoreError):
 
 class ShapeError(PathganError, ValueError):
     """A tensor reached a model boundary with the wrong shape; the message names both shapes."""
+
+
+class GeoJSONError(PathganError, ValueError):
+    """A GeoJSON document is malformed; the message lists every problem found."""

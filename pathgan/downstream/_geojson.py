@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from pathgan.downstream._roi import RoiPolygon, ring_area
-from pathgan.errors import PathganError
+from pathgan.errors import GeoJSONError
 
 __all__ = [
     "GeoJSONError",
@@ -43,10 +43,6 @@ _DECIMALS = 2  # level-0 pixels to 1/100: far below a pixel, and keeps files sma
 # Distinct, readable on H&E (tab10 without the greys).
 _PALETTE = [(214, 39, 40), (31, 119, 180), (44, 160, 44), (255, 127, 14), (148, 103, 189),
             (140, 86, 75), (227, 119, 194), (188, 189, 34), (23, 190, 207)]
-
-
-class GeoJSONError(PathganError, ValueError):
-    """A GeoJSON document is malformed; the message lists every problem found."""
 
 
 def class_color(name: str) -> list[int]:

@@ -31,7 +31,7 @@ from pathgan.downstream import (
     validate_geojson,
     write_geojson,
 )
-from pathgan.errors import ConfigError, ShapeError, StoreError
+from pathgan.errors import ConfigError, PathganError, ShapeError, StoreError
 from pathgan.stages.roi import roi
 from pathgan.store import (
     PatchStore,
@@ -538,3 +538,25 @@ def test_cli_roi(tmp_path: Path) -> None:
     assert res.exit_code == 2 and "exactly one" in res.output
     res = CliRunner().invoke(main, ["roi", "--run-id", "no-such-run", "--direction", str(tmp_path / "d.npy"), str(path)])
     assert res.exit_code == 1 and "no latents for run 'no-such-run'" in res.output
+
+
+def test_stage_with_a_real_saved_classifier(tmp_path: Path) -> None:
+    """The whole path: fit_classifier -> save -> `roi --classifier DIR` finds the planted annulus."""
+    from pathgan.downstream import LatentTable, fit_classifier
+
+    path, planted, w = _planted_store(tmp_path)
+    labels = np.where(planted, "tumour", "normal")
+    half = len(w) // 2  # two pseudo-slides, so the table looks like a real one
+    table = LatentTable.from_arrays(w, labels, ["s1"] * half + ["s2"] * (len(w) - half), run_id=RUN)
+    clf = fit_classifier(table, model="logreg")
+    clf.save(tmp_path / "clf" / "classifier.npz")
+    res = roi(path, run_id=RUN, classifier_path=tmp_path / "clf", class_name="tumour", out_dir=tmp_path / "o")
+    assert res["n_regions"] == 1 and res["regions"][0]["n_holes"] == 1
+    assert res["roi_area_um2"] == pytest.approx(planted.sum() * PATCH_UM2, rel=0.03)
+    # scores are the saved classifier's probabilities, independent of the stage
+    store = PatchStore(path)
+    expect = clf.predict_proba(store.latents(RUN))[:, clf.classes.index("tumour")]
+    ref, _ = heatmap(store, expect.astype(np.float32))
+    np.testing.assert_allclose(np.load(res["heatmap_npy"]), ref, atol=1e-6, equal_nan=True)
+    with pytest.raises(PathganError, match="stroma"):
+        roi(path, run_id=RUN, classifier_path=tmp_path / "clf", class_name="stroma", out_dir=tmp_path / "o2")
