@@ -76,17 +76,17 @@ class LatentModel:
         from pathgan.train._checkpoint import load_checkpoint
         from pathgan.train._load import file_sha256, load_generator, load_run_config
         from pathgan.train._loop import select_device
+        from pathgan.train._run import latest_checkpoint
         from pathgan.train.encoder import ENCODER_DIR
 
         run_dir = Path(run_dir)
         dev = select_device(device)
-        modules, model_cfg, ckpt = load_generator(run_dir, str(dev))
-        _, _, saved = load_run_config(run_dir)
+        _, model_cfg, saved = load_run_config(run_dir)
+        modules, _, ckpt = load_generator(run_dir, str(dev), model_cfg=model_cfg)
         sha = file_sha256(ckpt)
-        encoder = enc_path = enc_sha = None
-        enc_ckpts = sorted((run_dir / ENCODER_DIR / "checkpoints").glob("step-*.pt"))
-        if enc_ckpts:
-            enc_path = enc_ckpts[-1]
+        encoder = enc_sha = None
+        enc_path = latest_checkpoint(run_dir / ENCODER_DIR)
+        if enc_path is not None:
             data = load_checkpoint(enc_path, map_location=dev)
             fitted = data.get("provenance", {}).get("checkpoint_sha256")
             if fitted != sha:

@@ -26,36 +26,17 @@ import numpy as np
 
 from pathgan.config import EncoderConfig
 from pathgan.errors import ConfigError
-from pathgan.train._load import file_sha256, load_generator, load_run_config
+from pathgan.train._load import file_sha256, held_out_dataset, load_generator, load_run_config
 from pathgan.train.encoder import ENCODER_DIR
 
 __all__ = ["ENCODER_DIR", "train_encoder"]
 
 
-def _held_out_images(run_dir: Path, stores: list[Path] | None, n: int, *, train: bool, seed: int) -> Any:
-    """Real patches of the run's validation slides (``train=False``) or training slides (``train=True``).
-
-    Returns ``(dataset or None, split name)``; None when no store can be found.
-    """
-    from pathgan.data import PatchDataset
+def _store_paths(saved: dict[str, Any], stores: list[Path] | None) -> list[Path]:
+    """``stores`` (expanded), else the run's own stores that still exist."""
     from pathgan.stages.train import expand_stores
 
-    cfg, model_cfg, saved = load_run_config(run_dir)
-    paths = expand_stores(stores) if stores else [Path(p) for p in saved.get("stores", []) if Path(p).exists()]
-    if not paths:
-        return None, "none"
-    data = saved.get("data", {})
-    want = set(data.get("train_slides" if train else "val_slides") or [])
-    chosen = [p for p in paths if p.stem in want]
-    split = "train" if train else "val"
-    if not chosen and not train:  # a run without validation slides: score on training slides, say so
-        chosen = [p for p in paths if p.stem in set(data.get("train_slides") or [])] or paths
-        split = "train"
-    if not chosen:
-        chosen = paths
-    ds = PatchDataset(chosen, image_px=model_cfg.image_px, min_tissue_fraction=cfg.min_tissue_fraction,
-                      max_white_fraction=cfg.max_white_fraction, random_crop=train, dihedral=train, seed=seed)
-    return ds, split
+    return expand_stores(stores) if stores else [Path(p) for p in saved.get("stores", []) if Path(p).exists()]
 
 
 def train_encoder(
@@ -92,7 +73,9 @@ def train_encoder(
         raise ConfigError(f"{final} already holds a trained encoder; pass --overwrite to fit a new one "
                           "(the old one stays until the new one is finished)")
     dev = select_device(device)
-    modules, model_cfg, gen_ckpt = load_generator(run_dir, str(dev))
+    train_cfg, model_cfg, saved = load_run_config(run_dir)
+    modules, _, gen_ckpt = load_generator(run_dir, str(dev), model_cfg=model_cfg)
+    paths = _store_paths(saved, stores)
     mapping, generator = modules["mapping"], modules["generator"]
     provenance = {
         "run_dir": str(run_dir.resolve()),
@@ -115,10 +98,10 @@ def train_encoder(
 
     real_batch = None
     if cfg.real_weight > 0:
-        train_ds, _ = _held_out_images(run_dir, stores, 0, train=True, seed=cfg.seed)
-        if train_ds is None:
+        if not paths:
             raise ConfigError(f"real_weight={cfg.real_weight} needs the run's stores; none of them exist any more. "
                               "Pass --stores")
+        train_ds, _ = held_out_dataset(paths, train_cfg, model_cfg, saved, train=True, seed=cfg.seed)
 
         def real_batch(step: int) -> torch.Tensor:
             rng = np.random.default_rng([cfg.seed, step, 7])
@@ -132,9 +115,9 @@ def train_encoder(
     trainer.resume()
     trainer.run()
 
-    val_ds, split = _held_out_images(run_dir, stores, cfg.n_eval, train=False, seed=cfg.seed)
-    real = None
-    if val_ds is not None:
+    real, split = None, "none"
+    if paths:
+        val_ds, split = held_out_dataset(paths, train_cfg, model_cfg, saved, train=False, seed=cfg.seed)
         rng = np.random.default_rng(cfg.seed)
         idx = np.sort(rng.choice(len(val_ds), size=min(cfg.n_eval, len(val_ds)), replace=False))
         real = val_ds.get_batch(idx)["image"]

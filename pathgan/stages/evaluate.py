@@ -10,7 +10,7 @@ from typing import Any, Literal
 import numpy as np
 
 from pathgan.errors import ConfigError
-from pathgan.train._load import load_generator, load_run_config
+from pathgan.train._load import held_out_dataset, load_generator, load_run_config
 
 __all__ = ["ExtractorName", "evaluate_run", "load_generator"]
 
@@ -36,7 +36,6 @@ def evaluate_run(
     """
     import torch
 
-    from pathgan.data import PatchDataset
     from pathgan.metrics import (
         InceptionExtractor,
         RandomProjectionExtractor,
@@ -47,19 +46,10 @@ def evaluate_run(
     from pathgan.stages.train import expand_stores
 
     cfg, model_cfg, saved = load_run_config(run_dir)
-    modules, _, ckpt_path = load_generator(run_dir, device)
-    val_ids = set(saved.get("data", {}).get("val_slides") or [])
-    train_ids = set(saved.get("data", {}).get("train_slides") or [])
-    paths = expand_stores(stores)
-    held_out = [p for p in paths if p.stem in val_ids]
-    split = "val"
-    if not held_out:
-        held_out = [p for p in paths if p.stem in train_ids] or paths
-        split = "train"
-    real_ds = PatchDataset(held_out, image_px=model_cfg.image_px, min_tissue_fraction=cfg.min_tissue_fraction,
-                           max_white_fraction=cfg.max_white_fraction, random_crop=False, dihedral=False, seed=seed)
+    modules, _, ckpt_path = load_generator(run_dir, device, model_cfg=model_cfg)
+    real_ds, split = held_out_dataset(expand_stores(stores), cfg, model_cfg, saved, train=False, seed=seed)
     if len(real_ds) < 2:
-        raise ConfigError(f"only {len(real_ds)} held-out real patch(es) in {[p.name for p in held_out]}")
+        raise ConfigError(f"only {len(real_ds)} held-out real patch(es) in {[i.path.name for i in real_ds.stores]}")
     rng = np.random.default_rng(seed)
     real_idx = np.sort(rng.choice(len(real_ds), size=min(n, len(real_ds)), replace=False))
     dev = torch.device(device)
@@ -95,7 +85,7 @@ def evaluate_run(
         "kid_subset_size": subset,
         "extractor": getattr(ext, "name", extractor),
         "real_split": split,
-        "real_slides": sorted(p.stem for p in held_out),
+        "real_slides": sorted(i.path.stem for i in real_ds.stores),
         "checkpoint": ckpt_path.name,
         "image_px": model_cfg.image_px,
     }

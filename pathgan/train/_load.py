@@ -10,7 +10,7 @@ from typing import Any
 from pathgan.config import ModelConfig, TrainConfig, from_dict
 from pathgan.errors import PathganError
 
-__all__ = ["file_sha256", "load_generator", "load_run_config"]
+__all__ = ["file_sha256", "held_out_dataset", "load_generator", "load_run_config"]
 
 
 def load_run_config(run_dir: Path) -> tuple[TrainConfig, ModelConfig, dict[str, Any]]:
@@ -27,30 +27,54 @@ def load_run_config(run_dir: Path) -> tuple[TrainConfig, ModelConfig, dict[str, 
     return from_dict(TrainConfig, data["train"]), from_dict(ModelConfig, model), data
 
 
-def load_generator(run_dir: Path, device: str = "cpu") -> tuple[Any, ModelConfig, Path]:
+def load_generator(run_dir: Path, device: str = "cpu", *,
+                   model_cfg: ModelConfig | None = None) -> tuple[Any, ModelConfig, Path]:
     """The EMA mapping + generator of the latest checkpoint of ``run_dir`` (eval mode, no gradients).
 
     Returns ``(modules, model_cfg, checkpoint_path)`` where ``modules["mapping"]`` and
-    ``modules["generator"]`` are the averaged networks.
+    ``modules["generator"]`` are the averaged networks. Pass ``model_cfg`` when the run's config is
+    already loaded; only these two networks are built (no discriminator, no EMA copy).
     """
     import torch
     from torch import nn
 
-    from pathgan.models import build
+    from pathgan.models import Generator, MappingNetwork
     from pathgan.train._checkpoint import load_checkpoint
     from pathgan.train._run import latest_checkpoint
-    from pathgan.train.ema import EMA
 
-    _, model_cfg, _ = load_run_config(run_dir)
+    if model_cfg is None:
+        _, model_cfg, _ = load_run_config(run_dir)
     path = latest_checkpoint(Path(run_dir))
     if path is None:
         raise PathganError(f"{run_dir} has no checkpoint yet (checkpoints/step-*.pt); train it first")
     ckpt = load_checkpoint(path, map_location=device)
-    model = build(model_cfg)
-    ema = EMA(nn.ModuleDict({"mapping": model.mapping, "generator": model.generator}))
-    ema.load_state_dict(ckpt["ema"])
-    modules = ema.module.to(torch.device(device)).eval()
+    # The EMA state dict is that of ModuleDict(mapping=..., generator=...): the same keys as here.
+    modules = nn.ModuleDict({"mapping": MappingNetwork(model_cfg.z_dim, model_cfg.w_dim, model_cfg.mapping_blocks),
+                             "generator": Generator(model_cfg)})
+    modules.load_state_dict(ckpt["ema"])
+    modules = modules.requires_grad_(False).to(torch.device(device)).eval()
     return modules, model_cfg, path
+
+
+def held_out_dataset(paths: list[Path], cfg: TrainConfig, model_cfg: ModelConfig, saved: dict[str, Any], *,
+                     train: bool, seed: int) -> tuple[Any, str]:
+    """Real patches of a run's slides among ``paths``: its validation slides (``train=False``, centred
+    crops) or its training slides (``train=True``, random crops and dihedral transforms).
+
+    A run without validation slides falls back to its training slides, and the returned split name
+    says so (``"val"`` or ``"train"``). Returns ``(PatchDataset, split)``.
+    """
+    from pathgan.data import PatchDataset
+
+    data = saved.get("data", {})
+    train_ids = set(data.get("train_slides") or [])
+    chosen = [p for p in paths if p.stem in (train_ids if train else set(data.get("val_slides") or []))]
+    split = "train" if train else "val"
+    if not chosen and not train:
+        chosen, split = [p for p in paths if p.stem in train_ids], "train"
+    ds = PatchDataset(chosen or paths, image_px=model_cfg.image_px, min_tissue_fraction=cfg.min_tissue_fraction,
+                      max_white_fraction=cfg.max_white_fraction, random_crop=train, dihedral=train, seed=seed)
+    return ds, split
 
 
 def file_sha256(path: Path) -> str:

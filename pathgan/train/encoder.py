@@ -21,7 +21,7 @@ from pathgan.errors import ConfigError
 from pathgan.models import Encoder, broadcast_w
 from pathgan.train._checkpoint import load_checkpoint, save_checkpoint
 from pathgan.train._loop import TrainingDivergedError
-from pathgan.train._run import StatsWriter
+from pathgan.train._run import StatsWriter, latest_checkpoint
 
 __all__ = ["ENCODER_DIR", "EncoderTrainer", "evaluate_encoder", "invert", "step_generator", "w_statistics"]
 
@@ -160,10 +160,10 @@ class EncoderTrainer:
 
     def resume(self) -> bool:
         """Continue from the latest checkpoint in ``out_dir``; False when there is none."""
-        ckpts = sorted((self.out_dir / "checkpoints").glob("step-*.pt"))
-        if not ckpts:
+        path = latest_checkpoint(self.out_dir)
+        if path is None:
             return False
-        ckpt = load_checkpoint(ckpts[-1], map_location=self.device)
+        ckpt = load_checkpoint(path, map_location=self.device)
         self.encoder.load_state_dict(ckpt["encoder"])
         self.opt.load_state_dict(ckpt["optimizer"])
         self.step = int(ckpt["step"])
@@ -203,7 +203,8 @@ class EncoderTrainer:
             if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
                 last_path = self.save()
         bar.close()
-        return last_path if last_path is not None else self.save()
+        # Resumed at the end already: the last checkpoint is there (rewriting it would change its hash cache).
+        return last_path or latest_checkpoint(self.out_dir) or self.save()
 
 
 def invert(
