@@ -6,7 +6,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["center_offset", "dihedral", "resize", "to_float_nchw"]
+__all__ = ["center_offset", "dihedral", "resize", "to_float_nchw", "to_uint8_nhwc"]
 
 
 def dihedral(patch: np.ndarray, k: int) -> np.ndarray:
@@ -30,6 +30,11 @@ def to_float_nchw(batch: np.ndarray) -> torch.Tensor:
     """uint8 (B, H, W, 3) -> contiguous float32 [B, 3, H, W] in [0, 1]."""
     t = torch.from_numpy(np.ascontiguousarray(batch)).permute(0, 3, 1, 2)
     return t.to(torch.float32, memory_format=torch.contiguous_format).div_(255.0)
+
+
+def to_uint8_nhwc(images: torch.Tensor) -> np.ndarray:
+    """float [B, 3, H, W] in [0, 1] (clamped) -> uint8 (B, H, W, 3) on the CPU: the inverse of ``to_float_nchw``."""
+    return np.asarray(images.clamp(0, 1).mul(255).round().byte().permute(0, 2, 3, 1).cpu().numpy())
 
 
 def resize(images: torch.Tensor, image_px: int) -> torch.Tensor:

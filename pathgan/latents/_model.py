@@ -185,15 +185,13 @@ class LatentModel:
                 wt = self.w_avg + truncation * (wt - self.w_avg)
         else:
             wt = torch.from_numpy(self.to_w(z, truncation=truncation)).to(self.device)
-        from pathgan.models import broadcast_w
+        from pathgan.data._transforms import to_uint8_nhwc
+        from pathgan.models import render
 
         g = torch.Generator(device=self.device)
         g.manual_seed(seed)
-        out = []
-        for s in range(0, len(wt), batch_size):
-            ws = broadcast_w(wt[s : s + batch_size], int(self.generator.n_slots))
-            img = self.generator(ws, noise=noise, generator=g)
-            out.append(img.clamp(0, 1).mul(255).round().byte().permute(0, 2, 3, 1).cpu().numpy())
+        out = [to_uint8_nhwc(render(self.generator, wt[s : s + batch_size], noise=noise, rng=g))
+               for s in range(0, len(wt), batch_size)]
         return np.concatenate(out) if out else np.zeros((0, self.image_px, self.image_px, 3), np.uint8)
 
     def prepare(self, images: Any) -> torch.Tensor:
@@ -217,8 +215,9 @@ class LatentModel:
     def view(self, images: Any) -> np.ndarray:
         """uint8 [N, px, px, 3]: what the model sees of stored patches (:meth:`prepare`, back in 0-255),
         for showing real patches beside generated ones."""
-        x = self.prepare(images)
-        return np.asarray(x.mul(255).round().byte().permute(0, 2, 3, 1).numpy())
+        from pathgan.data._transforms import to_uint8_nhwc
+
+        return to_uint8_nhwc(self.prepare(images))
 
     def _require_encoder(self) -> Any:
         if self.encoder is None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathgan.models._discriminator import Discriminator
 from pathgan.models._encoder import Encoder
 from pathgan.models._generator import Generator
-from pathgan.models._mapping import MappingNetwork, broadcast_w, mix_styles
+from pathgan.models._mapping import MappingNetwork, broadcast_w, mix_styles, render
 from pathgan.models._pathologygan import PathologyGAN
 from pathgan.models._registry import (
     build,
@@ -34,4 +34,5 @@ __all__ = [
     "mix_styles",
     "param_counts",
     "register",
+    "render",
 ]

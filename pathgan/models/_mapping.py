@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -9,7 +11,7 @@ from torch import nn
 from pathgan.errors import ConfigError
 from pathgan.models._layers import check_shape, linear
 
-__all__ = ["MappingNetwork", "ResidualDenseBlock", "broadcast_w", "mix_styles"]
+__all__ = ["MappingNetwork", "ResidualDenseBlock", "broadcast_w", "mix_styles", "render"]
 
 
 class ResidualDenseBlock(nn.Module):
@@ -56,6 +58,16 @@ def broadcast_w(w: torch.Tensor, n_slots: int) -> torch.Tensor:
     """The same w in every style slot: [N, w_dim] -> [N, n_slots, w_dim] (a view, no copy)."""
     check_shape(w, (None, None), "broadcast_w w")
     return w.unsqueeze(1).expand(-1, n_slots, -1)
+
+
+def render(generator: Any, w: torch.Tensor, *, noise: bool = True,
+           rng: torch.Generator | None = None) -> torch.Tensor:
+    """Images [N, 3, px, px] in [0, 1] from one w per image [N, w_dim] (the same w in every slot).
+
+    ``rng`` seeds the generator's noise (a ``torch.Generator`` on ``w.device``).
+    """
+    out: torch.Tensor = generator(broadcast_w(w, int(generator.n_slots)), noise=noise, generator=rng)
+    return out
 
 
 def mix_styles(

@@ -64,7 +64,7 @@ def train_encoder(
 
     from pathgan.models import Encoder
     from pathgan.train._loop import select_device
-    from pathgan.train._run import save_grid, write_yaml
+    from pathgan.train._run import write_yaml
     from pathgan.train.encoder import EncoderTrainer, evaluate_encoder
 
     run_dir = Path(run_dir)
@@ -126,7 +126,7 @@ def train_encoder(
     result.update({"real_split": split, "step": trainer.step, **provenance})
     (partial / "eval.json").write_text(json.dumps(result, indent=2))
     if real is not None:
-        _save_recon_grid(partial / "recon.png", generator, encoder, real[:8].to(dev), save_grid)
+        _save_recon_grid(partial / "recon.png", generator, encoder, real[:8].to(dev))
 
     if final.exists():
         shutil.rmtree(final)
@@ -134,13 +134,14 @@ def train_encoder(
     return final
 
 
-def _save_recon_grid(path: Path, generator: Any, encoder: Any, real: Any, save_grid: Any) -> None:
+def _save_recon_grid(path: Path, generator: Any, encoder: Any, real: Any) -> None:
     """Two rows: real patches, then G(E(x)) (noise-free)."""
     import torch
 
-    from pathgan.models import broadcast_w
+    from pathgan.data._transforms import to_uint8_nhwc
+    from pathgan.models import render
+    from pathgan.train._run import save_grid
 
     with torch.no_grad():
-        recon = generator(broadcast_w(encoder(real), int(generator.n_slots)), noise=False)
-    rows = torch.cat([real, recon]).clamp(0, 1).mul(255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
-    save_grid(path, rows, ncols=len(real))
+        recon = render(generator, encoder(real), noise=False)
+    save_grid(path, to_uint8_nhwc(torch.cat([real, recon])), ncols=len(real))

@@ -270,15 +270,14 @@ class Trainer:
     @torch.no_grad()
     def sample_images(self, n: int) -> np.ndarray:
         """``uint8 [n, H, W, 3]`` from the EMA generator at fixed latents and noise."""
-        from pathgan.models import broadcast_w
+        from pathgan.data._transforms import to_uint8_nhwc
+        from pathgan.models import render
 
         g = torch.Generator(device=self.device)
         g.manual_seed(SAMPLE_SEED)
         mapping, gen = self.ema.module["mapping"], self.ema.module["generator"]
         z = torch.randn(n, self.model_cfg.z_dim, generator=g, device=self.device)
-        ws = broadcast_w(mapping(z), int(gen.n_slots))  # type: ignore[arg-type]
-        img = gen(ws, generator=g)
-        return (img.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+        return to_uint8_nhwc(render(gen, mapping(z), rng=g))
 
     def write_samples(self) -> Path:
         path = self.run_dir / "samples" / f"step-{self.step:07d}.png"

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from pathgan.config import EncoderConfig
 from pathgan.errors import ConfigError
-from pathgan.models import Encoder, broadcast_w
+from pathgan.models import Encoder, render
 from pathgan.train._checkpoint import load_checkpoint, save_checkpoint
 from pathgan.train._loop import TrainingDivergedError
 from pathgan.train._run import StatsWriter, latest_checkpoint
@@ -54,11 +54,6 @@ def w_statistics(mapping: Any, *, n: int = 8192, seed: int = 0, batch: int = 204
           for s in range(0, n, batch)]
     w = torch.cat(ws)
     return w.mean(0), w.std(0)
-
-
-def _render(generator: Any, w: torch.Tensor, *, noise: bool, g: torch.Generator | None = None) -> torch.Tensor:
-    out: torch.Tensor = generator(broadcast_w(w, int(generator.n_slots)), noise=noise, generator=g)
-    return out
 
 
 class EncoderTrainer:
@@ -122,19 +117,19 @@ class EncoderTrainer:
         g = step_generator(cfg.seed, step, self.device)
         with torch.no_grad():
             w = self._sample_w(g, cfg.batch_size)
-            images = _render(self.generator, w, noise=True, g=g)  # [B, 3, px, px]
+            images = render(self.generator, w, noise=True, rng=g)  # [B, 3, px, px]
         pred = enc.standardized(images)
         target = (w - enc.w_mean) / enc.w_std
         loss_w = F.mse_loss(pred, target)
         terms = {"loss_w": loss_w}
         loss = cfg.w_weight * loss_w
         if cfg.image_weight > 0:
-            recon = _render(self.generator, pred * enc.w_std + enc.w_mean, noise=False)
+            recon = render(self.generator, pred * enc.w_std + enc.w_mean, noise=False)
             terms["loss_image"] = F.mse_loss(recon, images)
             loss = loss + cfg.image_weight * terms["loss_image"]
         if cfg.real_weight > 0 and self.real_batch is not None:
             real = self.real_batch(step).to(self.device)
-            terms["loss_real"] = F.mse_loss(_render(self.generator, enc(real), noise=False), real)
+            terms["loss_real"] = F.mse_loss(render(self.generator, enc(real), noise=False), real)
             loss = loss + cfg.real_weight * terms["loss_real"]
         self.opt.zero_grad(set_to_none=True)
         loss.backward()  # type: ignore[no-untyped-call]
@@ -230,7 +225,7 @@ def invert(
     target = images.detach()
     for _ in range(steps):
         with torch.enable_grad():
-            recon = _render(generator, w0 + delta * scale, noise=False)
+            recon = render(generator, w0 + delta * scale, noise=False)
             loss = F.mse_loss(recon, target, reduction="none").mean(dim=(1, 2, 3)).sum()
             opt.zero_grad(set_to_none=True)
             loss.backward()  # type: ignore[no-untyped-call]
@@ -275,12 +270,12 @@ def evaluate_encoder(
     for s in range(0, n, batch_size):
         m = min(batch_size, n - s)
         w = mapping(torch.randn(m, mapping.z_dim, generator=g, device=device))
-        clean = _render(generator, w, noise=False)
-        noisy = _render(generator, w, noise=True, g=g)
+        clean = render(generator, w, noise=False)
+        noisy = render(generator, w, noise=True, rng=g)
         pred = encoder(noisy)
         nmse.append((((pred - w) / std) ** 2).mean(1).cpu())
         cos.append(F.cosine_similarity(pred - mean, w - mean, dim=1).cpu())
-        gen_mse.append(((_render(generator, pred, noise=False) - clean) ** 2).mean(dim=(1, 2, 3)).cpu())
+        gen_mse.append(((render(generator, pred, noise=False) - clean) ** 2).mean(dim=(1, 2, 3)).cpu())
     out: dict[str, Any] = {
         "n_generated": n,
         "w_nmse": float(torch.cat(nmse).mean()),
@@ -291,15 +286,15 @@ def evaluate_encoder(
     if real is None or len(real) == 0:
         return out
     mse, base, refined = [], [], []
-    mean_img = _render(generator, mean[None], noise=False)
+    mean_img = render(generator, mean[None], noise=False)
     for s in range(0, len(real), batch_size):
         x = real[s : s + batch_size].to(device)
         w = encoder(x)
-        mse.append(((_render(generator, w, noise=False) - x) ** 2).mean(dim=(1, 2, 3)).cpu())
+        mse.append(((render(generator, w, noise=False) - x) ** 2).mean(dim=(1, 2, 3)).cpu())
         base.append(((mean_img - x) ** 2).mean(dim=(1, 2, 3)).cpu())
         if refine_steps:
             w_ref = invert(generator, x, w, steps=refine_steps, w_std=std)
-            refined.append(((_render(generator, w_ref, noise=False) - x) ** 2).mean(dim=(1, 2, 3)).cpu())
+            refined.append(((render(generator, w_ref, noise=False) - x) ** 2).mean(dim=(1, 2, 3)).cpu())
     mse_a, base_a = torch.cat(mse).numpy(), torch.cat(base).numpy()
     out.update({"n_real": len(real), "real_recon_mse": float(mse_a.mean()), "real_recon_psnr": _psnr(mse_a),
                 "real_mean_w_mse": float(base_a.mean()), "real_mean_w_psnr": _psnr(base_a)})
