@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import math
-import os
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -30,6 +30,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from pathgan import __version__
+from pathgan._io import atomic_write_bytes
 from pathgan.errors import ConfigError, ShapeError, StoreError
 
 __all__ = [
@@ -490,10 +491,10 @@ class LatentClassifier:
         """
         npz, meta_path = _pair(Path(path))
         npz.parent.mkdir(parents=True, exist_ok=True)
-        tmp = npz.with_name(f".{npz.name}.{os.getpid()}.partial")
-        with tmp.open("wb") as fh:
-            np.savez(fh, allow_pickle=False, **self._arrays())  # type: ignore[arg-type]  # numpy's stub
-        digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
+        buf = io.BytesIO()
+        np.savez(buf, allow_pickle=False, **self._arrays())  # type: ignore[arg-type]  # numpy's stub
+        raw = buf.getvalue()
+        digest = hashlib.sha256(raw).hexdigest()
         meta = {
             "format": "pathgan-latent-classifier", "format_version": FORMAT_VERSION,
             "kind": self.kind, "classes": list(self.classes), "run_id": self.run_id, "w_dim": self.w_dim,
@@ -501,8 +502,8 @@ class LatentClassifier:
             "out_activation": self.out_activation, "arrays": npz.name, "arrays_sha256": digest,
             **self.metadata,
         }
-        os.replace(tmp, npz)
-        _write_text_atomic(meta_path, json.dumps(_json_safe(meta), indent=2, allow_nan=False) + "\n")
+        atomic_write_bytes(npz, raw)
+        atomic_write_bytes(meta_path, (json.dumps(json_safe(meta), indent=2, allow_nan=False) + "\n").encode())
         return npz
 
 
@@ -515,20 +516,14 @@ def _pair(path: Path) -> tuple[Path, Path]:
     return path.with_name(path.name + ".npz"), path.with_name(path.name + ".json")
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def _json_safe(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
     """NaN/inf -> None, numpy scalars and arrays -> Python, so JSON stays standard."""
     if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
+        return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     if isinstance(value, np.ndarray):
-        return _json_safe(value.tolist())
+        return json_safe(value.tolist())
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
@@ -558,7 +553,7 @@ def load_classifier(path: str | Path) -> LatentClassifier:
     raw = npz.read_bytes()
     if hashlib.sha256(raw).hexdigest() != meta.get("arrays_sha256"):
         raise StoreError(f"{npz} does not match the SHA-256 recorded in {meta_path} (files from two saves?)")
-    with np.load(npz, allow_pickle=False) as data:
+    with np.load(io.BytesIO(raw), allow_pickle=False) as data:  # the bytes that were hashed
         arrays = {k: np.asarray(data[k]) for k in data.files}
     n = int(meta["n_layers"])
     reserved = {"format", "format_version", "kind", "classes", "run_id", "w_dim", "n_layers",
@@ -669,7 +664,7 @@ class CVResult:
 
     def summary(self) -> dict[str, Any]:
         """JSON-safe metrics (no per-row arrays)."""
-        return _json_safe({
+        return json_safe({
             "classes": self.classes, "model": self.model, "n_folds": self.n_folds,
             "folds": self.folds, "pooled": self.pooled,
             "slide_fold": dict(zip(self.slide_ids.tolist(), self.slide_fold.tolist(), strict=True)),

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import uuid
 import zlib
 from collections.abc import Sequence
@@ -26,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from pathgan._io import atomic_write_bytes
 from pathgan.downstream._roi import RoiPolygon, ring_area
 from pathgan.errors import GeoJSONError
 
@@ -221,12 +221,7 @@ def write_geojson(path: str | Path, features: Sequence[dict[str, Any]] | dict[st
     doc = features if isinstance(features, dict) else {"type": "FeatureCollection", "features": list(features)}
     validate_geojson(doc)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.partial-{uuid.uuid4().hex[:8]}")
-    try:
-        tmp.write_text(json.dumps(doc, allow_nan=False, indent=1))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write_bytes(path, json.dumps(doc, allow_nan=False, indent=1).encode())
     return path
 
 

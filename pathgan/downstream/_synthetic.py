@@ -299,7 +299,8 @@ def read_label_csv(path: Path) -> LabelTable:
         with path.open(newline="", encoding="utf-8-sig") as fh:
             reader = csv.DictReader(fh)
             header = [h.strip() for h in reader.fieldnames or []]
-            rows = [{(k or "").strip(): (v or "").strip() for k, v in r.items()} for r in reader]
+            # A row with more fields than the header puts the extras under the key None: ignore them.
+            rows = [{k.strip(): (v or "").strip() for k, v in r.items() if k is not None} for r in reader]
     except OSError as err:
         raise ConfigError(f"--labels {path}: cannot read ({err})") from err
     missing = [c for c in ("slide_id", "label") if c not in header]

@@ -18,7 +18,6 @@ import csv
 import io
 import json
 import math
-import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from pathgan import __version__
+from pathgan._io import atomic_write_bytes
 from pathgan.downstream import (
     CVResult,
     LatentClassifier,
@@ -37,6 +37,7 @@ from pathgan.downstream import (
     cross_validate,
     fit_classifier,
 )
+from pathgan.downstream._classify import json_safe
 from pathgan.errors import ConfigError
 from pathgan.stages.train import expand_stores
 
@@ -44,12 +45,6 @@ __all__ = ["OUTPUT_FILES", "classify"]
 
 OUTPUT_FILES = ("classifier.npz", "classifier.json", "metrics.json", "confusion.png", "patch_predictions.csv",
                 "slide_predictions.csv")
-
-
-def _atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def _csv_bytes(header: list[str], rows: list[list[Any]]) -> bytes:
@@ -174,9 +169,9 @@ def classify(
     patch_rows = _patch_rows(cv_table, [str(int(f)) for f in cv.fold], cv.oof_proba)
     if test is not None and test_proba is not None:
         patch_rows += _patch_rows(test, ["test"] * len(test), test_proba)
-    _atomic(out / "patch_predictions.csv", _csv_bytes(
+    atomic_write_bytes(out / "patch_predictions.csv", _csv_bytes(
         ["store", "slide_id", "row", "x", "y", "split", "label", "fold", *class_cols], patch_rows))
-    _atomic(out / "slide_predictions.csv", _csv_bytes(
+    atomic_write_bytes(out / "slide_predictions.csv", _csv_bytes(
         ["slide_id", "fold", "n_patches", "label", "predicted", *class_cols, "mil_predicted",
          *(f"mil_{c}" for c in class_cols)], _slide_rows(cv, test, test_proba, cv_table)))
     fig = confusion_figure(cv.pooled["confusion"], cv.classes,
@@ -185,25 +180,12 @@ def classify(
                                  f"{_fmt(cv.pooled['roc_auc'])}")
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
-    _atomic(out / "confusion.png", buf.getvalue())
-    _atomic(out / "metrics.json", (json.dumps(_json_safe(metrics), indent=2, allow_nan=False) + "\n").encode())
+    atomic_write_bytes(out / "confusion.png", buf.getvalue())
+    atomic_write_bytes(out / "metrics.json", (json.dumps(json_safe(metrics), indent=2, allow_nan=False) + "\n").encode())
     clf.save(out / "classifier.npz")  # last: classifier.json marks a finished run
     return {"out_dir": out, "files": {name: out / name for name in OUTPUT_FILES}, "classes": cv.classes,
             "model": model, "n_patches": len(cv_table), "n_slides": len(cv_table.slides), "cv": summary,
-            "test": _json_safe(test_summary), "seconds": time.perf_counter() - t0}
-
-
-def _json_safe(value: Any) -> Any:
-    """NaN -> None (standard JSON), numpy scalars -> Python."""
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
+            "test": json_safe(test_summary), "seconds": time.perf_counter() - t0}
 
 
 def _fmt(value: float | None) -> str:

@@ -10,14 +10,14 @@ Writes, in ``out_dir``:
 
 from __future__ import annotations
 
-import os
-import uuid
+import io
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from pathgan import __version__
+from pathgan._io import atomic_write_bytes
 from pathgan.downstream._geojson import class_color, roi_features, write_geojson
 from pathgan.downstream._roi import (
     PatchClassifier,
@@ -43,15 +43,6 @@ def _load_direction(path: Path) -> np.ndarray:
     except (OSError, ValueError) as err:
         raise ConfigError(f"--direction {path}: not a readable .npy array ({err})") from err
     return np.asarray(arr)
-
-
-def _atomic_save(path: Path, write: Any) -> None:
-    tmp = path.with_name(f".{path.name}.partial-{uuid.uuid4().hex[:8]}{path.suffix}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def roi(
@@ -145,11 +136,15 @@ def roi(
         },
     }
     write_geojson(paths["geojson"], doc)
-    _atomic_save(paths["heatmap_npy"], lambda p: np.save(p, heat, allow_pickle=False))
+    buf = io.BytesIO()
+    np.save(buf, heat, allow_pickle=False)
+    atomic_write_bytes(paths["heatmap_npy"], buf.getvalue())
     title = f"{sid}: {class_name} score ({source.split(':')[0]}), {len(polygons)} region(s) >= {threshold:g}"
     fig = overlay_figure(store.thumbnail(), heat, polygons, scale_xy=frame.scale_xy, title=title,
                          score_label=f"{class_name} score", outline_rgb=(0, 255, 255))
-    _atomic_save(paths["overlay_png"], lambda p: fig.savefig(p, dpi=100, format="png"))
+    buf = io.BytesIO()
+    fig.savefig(buf, dpi=100, format="png")
+    atomic_write_bytes(paths["overlay_png"], buf.getvalue())
     return {
         "slide_id": sid,
         "n_patches": len(store),

@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 import yaml
 
+from pathgan._io import atomic_write_bytes
+
 __all__ = ["StatsWriter", "atomic_write_bytes", "latest_checkpoint", "new_run_dir", "save_grid", "write_yaml"]
 
 _RUN_RE = re.compile(r"^(\d{5})-")
@@ -38,12 +40,6 @@ def new_run_dir(root: Path, name: str) -> Path:
         (path / "checkpoints").mkdir()
         return path
     raise RuntimeError(f"no free run number under {root}")
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def write_yaml(path: Path, data: dict[str, Any]) -> None:

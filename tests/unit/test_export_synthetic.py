@@ -146,6 +146,8 @@ def test_label_csv_slide_and_tile(tmp_path: Path) -> None:
         read_label_csv(p)
     with pytest.raises(ConfigError, match="cannot read"):
         read_label_csv(tmp_path / "absent.csv")
+    p.write_text("slide_id,label\na,tumor,extra\nb,stroma\n")  # a row longer than the header
+    assert read_label_csv(p).slide == {"a": "tumor", "b": "stroma"}
 
 
 def test_synthetic_store_writer_buffers_whole_shards(tmp_path: Path) -> None:
