@@ -102,7 +102,7 @@ def store_frame(store: PatchStore) -> StoreFrame:
     if a.get("synthetic"):
         raise ConfigError(f"{store.path} is a synthetic store (pathgan export-synthetic): it has no slide to find "
                           "regions on")
-    thumb_hw = store.thumbnail().shape[:2]
+    thumb_hw = store.thumbnail_shape[:2]  # metadata only: heatmaps need the grid, not the pixels
     try:
         dims = a["source"]["level_dimensions"][0]
         frame = StoreFrame(

@@ -114,6 +114,11 @@ class PatchStore:
     def thumbnail(self) -> np.ndarray:
         return np.asarray(_array(self._grp, S.THUMBNAIL)[:])
 
+    @property
+    def thumbnail_shape(self) -> tuple[int, ...]:
+        """``(h, w, 3)`` of the thumbnail, from the array's metadata (no pixels read)."""
+        return tuple(int(d) for d in _array(self._grp, S.THUMBNAIL).shape)
+
     def mask(self, name: str) -> np.ndarray:
         """``tissue`` or ``pen`` mask at the thumbnail's resolution."""
         return np.asarray(_array(self._grp, f"masks/{name}")[:])

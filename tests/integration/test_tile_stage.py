@@ -82,6 +82,7 @@ def test_batch_statuses_and_store_contents(client, tmp_path, tissue_slide, blank
     assert np.all(np.isfinite(blur)) and np.all(blur > 0) and np.all((white >= 0) & (white <= 1))
     np.testing.assert_allclose(white[idx], (got > 215).all(-1).mean((1, 2)), atol=0.05)
     assert store.thumbnail().shape == (64, 96, 3) and store.mask("tissue").dtype == bool
+    assert store.thumbnail_shape == (64, 96, 3)  # from metadata, without reading the pixels
     preview = Image.open(tmp_path / "previews" / "tissue.png")
     assert preview.size[0] >= 768
 
