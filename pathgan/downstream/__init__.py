@@ -22,7 +22,6 @@ from pathgan.downstream._geojson import (
     validate_geojson,
     write_geojson,
 )
-from pathgan.downstream._mil import AttentionMIL, fit_attention_mil
 from pathgan.downstream._roi import (
     PatchClassifier,
     RoiPolygon,
@@ -84,3 +83,13 @@ __all__ = [
     "validate_geojson",
     "write_geojson",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # The attention-MIL head needs torch; import it only when asked for, so `import pathgan.downstream`
+    # (classifiers, ROIs, GeoJSON, synthetic sampling) stays light.
+    if name in ("AttentionMIL", "fit_attention_mil"):
+        from pathgan.downstream import _mil
+
+        return getattr(_mil, name)
+    raise AttributeError(f"module 'pathgan.downstream' has no attribute {name!r}")
