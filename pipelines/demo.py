@@ -173,16 +173,16 @@ def latent_figures(run_dir: Path, stores: list[Path],
         print(f"demo: no arithmetic figure, a density group is empty (sizes {[int(g.sum()) for g in groups]})")
     print(f"figures:  {', '.join(str(p) for p in written)}")
     print("notebook: notebooks/latent_arithmetic.ipynb reads these outputs")
-    return downstream(run_dir, stores, density, slide_arr)
+    return downstream(run_dir, stores, thirds)
 
 
-def downstream(run_dir: Path, stores: list[Path], density: np.ndarray, slide_arr: np.ndarray) -> int:
+def downstream(run_dir: Path, stores: list[Path], thirds: list[tuple[np.ndarray, np.ndarray]]) -> int:
     """A classifier on latents, an ROI GeoJSON for one slide, and 64 synthetic patches.
 
-    Labels: the densest and sparsest third of each slide's patches by measured nuclei density
-    (tile labels, so each fold of whole slides still holds both classes).
+    Labels: the densest and sparsest third of each slide's patches by measured nuclei density,
+    ``thirds[k] = (low, high)`` masks over all patches (tile labels, so each fold of whole slides
+    still holds both classes).
     """
-    from pathgan import latents as L
     from pathgan.downstream import ExportConfig
     from pathgan.stages.classify import classify
     from pathgan.stages.export_synthetic import export_synthetic
@@ -197,7 +197,7 @@ def downstream(run_dir: Path, stores: list[Path], density: np.ndarray, slide_arr
         start = 0
         for k, path in enumerate(stores):
             store = PatchStore(path)
-            low, high = L.labels_by_quantile(np.where(slide_arr == k, density, np.nan))
+            low, high = thirds[k]
             for i, (x, y) in enumerate(store.coords):
                 j = start + i
                 if high[j] or low[j]:
