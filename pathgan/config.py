@@ -151,6 +151,10 @@ class ModelConfig:
     mbstd_group : minibatch standard-deviation group size of the discriminator (StyleGAN, Karras
         et al. 2018): one extra feature map, the std of the features across each group of samples,
         is appended before its dense head, so D sees a lack of variety. 0 = off (the reference).
+    n_classes : 0 for an unconditional model; K >= 2 makes it class-conditional (a cGAN, Mirza &
+        Osindero 2014): the mapping network reads a learned class embedding beside z, and the
+        discriminator scores (image, class) pairs by projection (Miyato & Koyama 2018). Set by
+        ``train-latent`` from the labels it is given, not by the registry.
     """
 
     name: str
@@ -165,6 +169,7 @@ class ModelConfig:
     attention_px: int = 28
     style_mixing_p: float = 0.5
     mbstd_group: int = 0
+    n_classes: int = 0
 
     def __post_init__(self) -> None:
         _check(self.image_px in _NATIVE_PX, "image_px", self.image_px, f"one of {_NATIVE_PX} (7 * 2**L)")
@@ -177,6 +182,8 @@ class ModelConfig:
             _check(getattr(self, name) >= 1, name, getattr(self, name), ">= 1")
         _check(0.0 <= self.style_mixing_p <= 1.0, "style_mixing_p", self.style_mixing_p, "[0, 1]")
         _check(self.mbstd_group >= 0, "mbstd_group", self.mbstd_group, ">= 0 (0 = off)")
+        _check(self.n_classes == 0 or self.n_classes >= 2, "n_classes", self.n_classes,
+               "0 (unconditional) or >= 2 classes")
 
     @property
     def n_stages(self) -> int:
@@ -209,6 +216,10 @@ class TrainConfig:
     val_fraction : held-out share of slides when the manifest gives no split.
     stain_augment : HED stain jitter strength (0 = off).
     num_workers : DataLoader worker processes.
+    labels : ``""`` trains an unconditional model. ``"manifest"`` trains a class-conditional one
+        (cGAN) on each slide's ``label`` (the manifest's label column, kept in the stores); any
+        other value is the path of a label CSV (``slide_id,label`` or ``slide_id,x,y,label`` with
+        level-0 tile corners). Unlabelled patches are left out; classes are sorted by name.
     """
 
     model: str = "pathologygan-224"
@@ -237,8 +248,11 @@ class TrainConfig:
     val_fraction: float = 0.2
     stain_augment: float = 0.0
     num_workers: int = 0
+    labels: str = ""
 
     def __post_init__(self) -> None:
+        _check(isinstance(self.labels, str), "labels", self.labels,
+               '"" (unconditional), "manifest" or the path of a label CSV')
         for name in ("batch_size", "n_critic", "steps", "sample_every", "checkpoint_every", "log_every", "n_samples"):
             _check(getattr(self, name) >= 1, name, getattr(self, name), ">= 1")
         for name in ("lr_g", "lr_d"):

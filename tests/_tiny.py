@@ -21,9 +21,14 @@ def register_tiny() -> None:
                                      attention_px=14))
 
 
-def make_tiny_store(path: Path, n: int, seed: int, split: str | None = None, label: str | None = None) -> Path:
+def make_tiny_store(path: Path, n: int, seed: int, split: str | None = None, label: str | None = None,
+                    colour: tuple[int, int, int] | None = None) -> Path:
+    """``n`` 32-px noise patches (mean 170, std 40; or mean ``colour`` per channel, std 15)."""
     rng = np.random.default_rng(seed)
-    patches = np.clip(rng.normal(170, 40, size=(n, 32, 32, 3)), 0, 255).astype(np.uint8)
+    if colour is None:
+        patches = np.clip(rng.normal(170, 40, size=(n, 32, 32, 3)), 0, 255).astype(np.uint8)
+    else:
+        patches = np.clip(rng.normal(np.asarray(colour, float), 15, size=(n, 32, 32, 3)), 0, 255).astype(np.uint8)
     tmp = temp_path_for(path)
     create_store(tmp, coords_xy=np.arange(2 * n, dtype=np.int64).reshape(n, 2), tissue_fraction=np.ones(n),
                  pen_fraction=np.zeros(n), patch_px=32, patches_per_shard=16, codec="zstd", jpeg_quality=90,
@@ -38,8 +43,6 @@ def make_tiny_store(path: Path, n: int, seed: int, split: str | None = None, lab
         attrs["label"] = label
     finalize_store(tmp, path, attrs)
     return path
-
-
 
 
 def make_coded_store(path: Path, n: int = 10, px: int = 16, per_shard: int = 4, *, mark_corner: bool = False) -> Path:

@@ -182,6 +182,8 @@ def train_latent_command(stores: tuple[Path, ...], config_path: Path | None, set
       pathgan train-latent --stores out/tiles --config configs/train/pathologygan-56-cpu.yaml
       pathgan train-latent --stores out/tiles --config configs/train/pathologygan-224.yaml --set batch_size=32
       pathgan train-latent --stores out/tiles --resume runs/00003-pathologygan-56-cpu --set steps=20000
+      pathgan train-latent --stores out/tiles --config ... --set labels=manifest     # class-conditional (cGAN)
+      pathgan train-latent --stores out/tiles --config ... --set labels=tiles.csv    # slide_id,x,y,label
       torchrun --nproc_per_node 4 -m pathgan.cli train-latent --stores ... --config ...
     """
     import yaml
@@ -403,9 +405,11 @@ def roi_command(store: Path, run_id: str, classifier_path: Path | None, class_na
               help="Run directory of `pathgan train-latent`.")
 @click.option("--n", "n", required=True, type=click.IntRange(min=1), help="Images per class (or in all, without --class).")
 @click.option("--class", "classes", multiple=True, metavar="NAME",
-              help="Class to sample, by the centroid of its encoded patches; repeatable. None: unconditional.")
+              help="Class to sample; repeatable. A class-conditional run (train-latent --set labels=...) uses its "
+                   "mapping network [all its classes]; otherwise the centroid of the class's encoded patches "
+                   "[none: unconditional].")
 @click.option("--truncation", type=click.FloatRange(0.0, 1.0), default=0.7, show_default=True,
-              help="0: the class centroid (or the mean w) itself; 1: the generator's full variety.")
+              help="0: the class centroid (or the class's / the overall mean w) itself; 1: the generator's full variety.")
 @click.option("--format", "fmt", type=click.Choice(["png", "zarr", "both"]), default="png", show_default=True,
               help="ImageFolder tree of PNGs, a synthetic.zarr patch store, or both.")
 @click.option("--out", type=click.Path(path_type=Path), help="Output folder [out/synthetic/<run_id>].")

@@ -2,6 +2,7 @@
 
 from pathgan.data._dataset import PatchDataset, ResizeMode, StoreInfo
 from pathgan.data._filters import PatchFilter
+from pathgan.data._labels import ClassLabels, class_labels
 from pathgan.data._loader import make_loader
 from pathgan.data._provenance import data_fingerprint, describe
 from pathgan.data._sampler import BatchKey, EpochBatchSampler
@@ -10,11 +11,13 @@ from pathgan.data._split import SPLITS, split_stores
 __all__ = [
     "SPLITS",
     "BatchKey",
+    "ClassLabels",
     "EpochBatchSampler",
     "PatchDataset",
     "PatchFilter",
     "ResizeMode",
     "StoreInfo",
+    "class_labels",
     "data_fingerprint",
     "describe",
     "make_loader",

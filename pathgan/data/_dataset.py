@@ -69,6 +69,8 @@ class PatchDataset(torch.utils.data.Dataset[dict[str, Any]]):
         for stain (HED) jitter. It must be picklable for worker processes; it may draw from the
         global torch RNG, which is seeded per batch here (NumPy's global RNG is not).
     seed : seeds the augmentations.
+    labels : optional class index of every patch, one int array [n_patches] per store (-1 =
+        unlabelled: the patch is left out). Batches then carry ``label`` int64 [B].
 
     Raises
     ------
@@ -93,6 +95,7 @@ class PatchDataset(torch.utils.data.Dataset[dict[str, Any]]):
         dihedral: bool = True,
         transform: Transform | None = None,
         seed: int = 0,
+        labels: Sequence[np.ndarray] | None = None,
     ) -> None:
         if not stores:
             raise ConfigError("PatchDataset needs at least one store")
@@ -102,6 +105,8 @@ class PatchDataset(torch.utils.data.Dataset[dict[str, Any]]):
             raise ConfigError(f"resize_mode={resize_mode!r} is not allowed; expected one of {get_args(ResizeMode)}")
         if int(seed) < 0:
             raise ConfigError(f"seed={seed!r} is not allowed; expected >= 0")
+        if labels is not None and len(labels) != len(stores):
+            raise ConfigError(f"labels: {len(labels)} arrays for {len(stores)} stores; expected one per store")
         if transform is not None and not callable(transform):
             raise ConfigError(f"transform must be callable, got {type(transform).__name__}")
         self.image_px = int(image_px)
@@ -122,6 +127,7 @@ class PatchDataset(torch.utils.data.Dataset[dict[str, Any]]):
         infos: list[StoreInfo] = []
         slide_idx: list[np.ndarray] = []
         patch_idx: list[np.ndarray] = []
+        label_idx: list[np.ndarray] = []
         removed_total: dict[str, int] = {}
         for k, store in enumerate(opened):
             if store.patch_px < self.image_px:
@@ -131,6 +137,15 @@ class PatchDataset(torch.utils.data.Dataset[dict[str, Any]]):
                     "(patches are never upsampled)"
                 )
             keep, removed = filter_store(store, self.filters)
+            if labels is not None:
+                lab = np.asarray(labels[k]).reshape(-1)
+                if len(lab) != len(store):
+                    raise ConfigError(f"labels[{k}]: {len(lab)} values for the {len(store)} patches of {store.path}")
+                n_before = len(keep)
+                keep = keep[lab[keep] >= 0]
+                if n_before > len(keep):
+                    removed["unlabelled"] = removed.get("unlabelled", 0) + n_before - len(keep)
+                label_idx.append(lab[keep].astype(np.int64))
             for reason, count in removed.items():
                 removed_total[reason] = removed_total.get(reason, 0) + count
             scale = store.patch_px / self.image_px if resize_mode == "resize" else 1.0
@@ -143,6 +158,7 @@ class PatchDataset(torch.utils.data.Dataset[dict[str, Any]]):
         self.stores: tuple[StoreInfo, ...] = tuple(infos)
         self._slide = np.concatenate(slide_idx)  # int32 [M]: store of each dataset item
         self._patch = np.concatenate(patch_idx)  # int32 [M]: patch index inside that store
+        self._label = np.concatenate(label_idx) if labels is not None else None  # int64 [M] or None
         if len(self._slide) == 0:
             n_all = sum(i.n_patches for i in infos)
             detail = ", ".join(f"{c} by {r}" for r, c in removed_total.items()) or "no filter applied"
@@ -213,7 +229,7 @@ class PatchDataset(torch.utils.data.Dataset[dict[str, Any]]):
         -------
         ``image`` float32 [B, 3, image_px, image_px] in [0, 1]; ``slide`` int64 [B] (store
         position); ``index`` int64 [B] (patch index in its store); ``item`` int64 [B] (the
-        dataset indices).
+        dataset indices); with ``labels``, ``label`` int64 [B] (class index).
         """
         idx = self._check(indices)
         epoch = self.epoch if epoch is None else int(epoch)
@@ -233,8 +249,11 @@ class PatchDataset(torch.utils.data.Dataset[dict[str, Any]]):
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(_batch_seed(self.seed, epoch, idx))
                 out = self.transform(out)
-        return {"image": out, "slide": torch.from_numpy(slide), "index": torch.from_numpy(patch),
-                "item": torch.from_numpy(idx)}
+        batch = {"image": out, "slide": torch.from_numpy(slide), "index": torch.from_numpy(patch),
+                 "item": torch.from_numpy(idx)}
+        if self._label is not None:
+            batch["label"] = torch.from_numpy(self._label[idx])
+        return batch
 
     def _check(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
         idx = np.asarray(indices, dtype=np.int64).reshape(-1)

@@ -55,12 +55,18 @@ class LatentModel:
     encoder_checkpoint: Path | None
     encoder_sha256: str | None
     resize_mode: str = "crop"
+    class_names: tuple[str, ...] = ()
     w_avg: torch.Tensor = field(init=False)
     w_std: torch.Tensor = field(init=False)
+    _class_w_avg: dict[str, torch.Tensor] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         from pathgan.train.encoder import w_statistics
 
+        self.class_names = tuple(self.class_names)
+        if len(self.class_names) != int(self.model_cfg.n_classes):
+            raise PathganError(f"{self.run_dir}: the model has {self.model_cfg.n_classes} classes but the run "
+                               f"lists {len(self.class_names)} class names")
         self.w_avg, self.w_std = w_statistics(self.mapping)
 
     @classmethod
@@ -102,7 +108,8 @@ class LatentModel:
                                f"run: pathgan train-encoder {run_dir}")
         return cls(run_dir=run_dir, model_cfg=model_cfg, mapping=modules["mapping"], generator=modules["generator"],
                    encoder=encoder, device=dev, checkpoint=ckpt, checkpoint_sha256=sha, encoder_checkpoint=enc_path,
-                   encoder_sha256=enc_sha, resize_mode=str(saved.get("data", {}).get("resize_mode", "crop")))
+                   encoder_sha256=enc_sha, resize_mode=str(saved.get("data", {}).get("resize_mode", "crop")),
+                   class_names=tuple(saved.get("data", {}).get("class_names") or ()))
 
     # ----------------------------------------------------------------- facts
     @property
@@ -120,6 +127,33 @@ class LatentModel:
     @property
     def image_px(self) -> int:
         return int(self.model_cfg.image_px)
+
+    @property
+    def conditional(self) -> bool:
+        """True for a class-conditional run (``train-latent --set labels=...``)."""
+        return bool(self.class_names)
+
+    def _classes(self, class_name: str | None, n: int) -> torch.Tensor | None:
+        """int64 [n] of one class for a conditional model; ``None`` for an unconditional one."""
+        if not self.conditional:
+            if class_name is not None:
+                raise ConfigError(f"class_name={class_name!r}: {self.run_id} is unconditional; it takes no class "
+                                  "(use class centroids of encoded patches instead: pathgan export-synthetic --class)")
+            return None
+        if class_name not in self.class_names:
+            raise ConfigError(f"class_name={class_name!r}: {self.run_id} is class-conditional; "
+                              f"choose one of {list(self.class_names)}")
+        return torch.full((n,), self.class_names.index(class_name), dtype=torch.long, device=self.device)
+
+    @torch.no_grad()
+    def class_mean_w(self, class_name: str) -> np.ndarray:
+        """The mean w of one class over 8,192 draws of z (a conditional model's truncation centre)."""
+        if class_name not in self._class_w_avg:
+            g = torch.Generator(device=self.device)
+            g.manual_seed(0)
+            z = torch.randn(8192, self.z_dim, generator=g, device=self.device)
+            self._class_w_avg[class_name] = self.mapping(z, self._classes(class_name, len(z))).mean(dim=0)
+        return np.asarray(self._class_w_avg[class_name].cpu(), np.float32)
 
     def provenance(self) -> dict[str, Any]:
         """JSON-safe facts identifying these networks (written beside encoded latents)."""
@@ -142,16 +176,20 @@ class LatentModel:
         return np.random.default_rng(seed).standard_normal((n, self.z_dim)).astype(np.float32)
 
     @torch.no_grad()
-    def to_w(self, z: Any, *, truncation: float = 1.0) -> np.ndarray:
-        """Map z [N, z_dim] to w [N, w_dim]; ``truncation`` < 1 pulls w towards the mean w."""
+    def to_w(self, z: Any, *, truncation: float = 1.0, class_name: str | None = None) -> np.ndarray:
+        """Map z [N, z_dim] to w [N, w_dim]; ``truncation`` < 1 pulls w towards the mean w (of
+        ``class_name`` for a conditional run, which needs a class)."""
         if not 0 < truncation <= 1:
             raise ConfigError(f"truncation={truncation!r} is not allowed; expected (0, 1]")
-        w = self.mapping(_as_tensor(z, self.z_dim, "z", self.device))
-        w = self.w_avg + truncation * (w - self.w_avg)
+        zt = _as_tensor(z, self.z_dim, "z", self.device)
+        c = self._classes(class_name, len(zt))
+        w = self.mapping(zt, c)
+        centre = self.w_avg if c is None else torch.from_numpy(self.class_mean_w(str(class_name))).to(self.device)
+        w = centre + truncation * (w - centre)
         return np.asarray(w.cpu(), np.float32)
 
-    def sample_w(self, n: int, *, seed: int = 0, truncation: float = 1.0) -> np.ndarray:
-        return self.to_w(self.sample_z(n, seed=seed), truncation=truncation)
+    def sample_w(self, n: int, *, seed: int = 0, truncation: float = 1.0, class_name: str | None = None) -> np.ndarray:
+        return self.to_w(self.sample_z(n, seed=seed), truncation=truncation, class_name=class_name)
 
     @property
     def mean_w(self) -> np.ndarray:
@@ -169,22 +207,26 @@ class LatentModel:
         noise: bool = False,
         seed: int = 0,
         batch_size: int = 64,
+        class_name: str | None = None,
     ) -> np.ndarray:
         """Images uint8 [N, px, px, 3] from w [N, w_dim] or (exclusively) z [N, z_dim].
 
         ``truncation`` applies to either (w is pulled towards the mean w). ``noise`` adds the
-        generator's per-pixel noise, seeded by ``seed``.
+        generator's per-pixel noise, seeded by ``seed``. ``class_name`` (z only) picks the class of
+        a conditional run; a w already carries its class.
         """
         if (w is None) == (z is None):
             raise ConfigError("generate() takes exactly one of w or z")
         if w is not None:
+            if class_name is not None:
+                raise ConfigError("generate(w, class_name=...): a w already carries its class; pass z to choose one")
             wt = _as_tensor(w, self.w_dim, "w", self.device)
             if truncation != 1.0:
                 if not 0 < truncation <= 1:
                     raise ConfigError(f"truncation={truncation!r} is not allowed; expected (0, 1]")
                 wt = self.w_avg + truncation * (wt - self.w_avg)
         else:
-            wt = torch.from_numpy(self.to_w(z, truncation=truncation)).to(self.device)
+            wt = torch.from_numpy(self.to_w(z, truncation=truncation, class_name=class_name)).to(self.device)
         from pathgan.data._transforms import to_uint8_nhwc
         from pathgan.models import render
 

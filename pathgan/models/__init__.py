@@ -9,7 +9,14 @@ from __future__ import annotations
 from pathgan.models._discriminator import Discriminator
 from pathgan.models._encoder import Encoder
 from pathgan.models._generator import Generator
-from pathgan.models._mapping import MappingNetwork, broadcast_w, mix_styles, render
+from pathgan.models._mapping import (
+    MappingNetwork,
+    broadcast_w,
+    map_any_class,
+    mix_styles,
+    random_classes,
+    render,
+)
 from pathgan.models._pathologygan import PathologyGAN
 from pathgan.models._registry import (
     build,
@@ -31,8 +38,10 @@ __all__ = [
     "describe_configs",
     "get_config",
     "list_configs",
+    "map_any_class",
     "mix_styles",
     "param_counts",
+    "random_classes",
     "register",
     "render",
 ]

@@ -9,6 +9,7 @@ from torch import nn
 from pathgan.config import ModelConfig
 from pathgan.errors import ShapeError
 from pathgan.models._layers import LRELU_SLOPE, SelfAttention, check_shape, conv2d, linear
+from pathgan.models._mapping import check_classes
 
 __all__ = ["Discriminator", "MinibatchStd"]
 
@@ -89,12 +90,22 @@ class Discriminator(nn.Module):
             in_ch += 1
         self.dense = linear(_GRID_PX * _GRID_PX * in_ch, cfg.dense_units)
         self.logit = linear(cfg.dense_units, 1)
+        if cfg.n_classes:
+            # Projection discriminator: logit + <embed(c), features>, with the embedding under
+            # spectral norm like every other layer of D.
+            embed = nn.Embedding(cfg.n_classes, cfg.dense_units)
+            nn.init.normal_(embed.weight, std=0.02)
+            self.embed = nn.utils.parametrizations.spectral_norm(embed)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``x`` [N, 3, image_px, image_px] in [0, 1] -> unnormalised logits [N]."""
+    def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        """``x`` [N, 3, image_px, image_px] in [0, 1] (and classes ``c`` int64 [N] when the model is
+        conditional) -> unnormalised logits [N]."""
         px = self.cfg.image_px
         check_shape(x, (None, 3, px, px), "Discriminator x")
+        c = check_classes(c, self.cfg.n_classes, x.shape[0], "Discriminator")
         h = self.mbstd(self.stages(x))  # [N, C (+1 with mbstd), 7, 7]
-        h = F.leaky_relu(self.dense(h.flatten(1)), LRELU_SLOPE)
+        h = F.leaky_relu(self.dense(h.flatten(1)), LRELU_SLOPE)  # [N, dense_units]
         logits: torch.Tensor = self.logit(h).squeeze(1)
+        if c is not None:
+            logits = logits + (self.embed(c) * h).sum(dim=1)
         return logits

@@ -8,10 +8,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pathgan.errors import ConfigError
+from pathgan.errors import ConfigError, ShapeError
 from pathgan.models._layers import check_shape, linear
 
-__all__ = ["MappingNetwork", "ResidualDenseBlock", "broadcast_w", "mix_styles", "render"]
+__all__ = ["MappingNetwork", "ResidualDenseBlock", "broadcast_w", "check_classes", "map_any_class", "mix_styles", "random_classes",
+           "render"]
 
 
 class ResidualDenseBlock(nn.Module):
@@ -37,21 +38,76 @@ class ResidualDenseBlock(nn.Module):
 
 
 class MappingNetwork(nn.Module):
-    """z [N, z_dim] -> w [N, w_dim]: ``n_blocks`` residual dense blocks then a linear layer."""
+    """z [N, z_dim] (and class c [N] when conditional) -> w [N, w_dim].
 
-    def __init__(self, z_dim: int, w_dim: int, n_blocks: int) -> None:
+    ``n_blocks`` residual dense blocks then a linear layer. With ``n_classes`` >= 2 the network
+    is class-conditional: a learned embedding of c (one vector per class, z_dim wide) is
+    concatenated with z, each scaled to unit second moment so neither drowns the other (the
+    StyleGAN2-ADA form of a conditional mapping network).
+    """
+
+    def __init__(self, z_dim: int, w_dim: int, n_blocks: int, n_classes: int = 0) -> None:
         super().__init__()
         self.z_dim = z_dim
         self.w_dim = w_dim
+        self.n_classes = n_classes
+        in_dim = z_dim
+        if n_classes:
+            self.embed = nn.Embedding(n_classes, z_dim)
+            in_dim = 2 * z_dim
         self.blocks = nn.Sequential(
-            *(ResidualDenseBlock(z_dim if i == 0 else w_dim, w_dim) for i in range(n_blocks))
+            *(ResidualDenseBlock(in_dim if i == 0 else w_dim, w_dim) for i in range(n_blocks))
         )
         self.out = linear(w_dim, w_dim)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         check_shape(z, (None, self.z_dim), "MappingNetwork z")
+        c = check_classes(c, self.n_classes, z.shape[0], "MappingNetwork")
+        if c is not None:
+            z = torch.cat([_unit_moment(z), _unit_moment(self.embed(c))], dim=1)
         w: torch.Tensor = self.out(self.blocks(z))
         return w
+
+
+def _unit_moment(x: torch.Tensor) -> torch.Tensor:
+    return x * (x.square().mean(dim=1, keepdim=True) + 1e-8).rsqrt()
+
+
+def check_classes(c: torch.Tensor | None, n_classes: int, n: int, where: str) -> torch.Tensor | None:
+    """Validate class indices for a network with ``n_classes`` (0 = unconditional): int64 [n] in
+    [0, n_classes), or ``None`` exactly when the network is unconditional.
+
+    Raises
+    ------
+    ConfigError : a class given to an unconditional network, or missing for a conditional one.
+    ShapeError : wrong shape or an index out of range.
+    """
+    if not n_classes:
+        if c is not None:
+            raise ConfigError(f"{where}: this model is unconditional; it takes no class")
+        return None
+    if c is None:
+        raise ConfigError(f"{where}: this model is class-conditional ({n_classes} classes); pass the class of "
+                          "every sample")
+    check_shape(c, (n,), f"{where} c")
+    if c.dtype not in (torch.int64, torch.int32) or (c.numel() and (int(c.min()) < 0 or int(c.max()) >= n_classes)):
+        raise ShapeError(f"{where}: classes must be integers in [0, {n_classes}), got {c.dtype} "
+                         f"{c.min().item() if c.numel() else ''}..{c.max().item() if c.numel() else ''}")
+    return c.long()
+
+
+def map_any_class(mapping: Any, z: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """``mapping(z)``, with classes drawn uniformly (from ``generator``) when the mapping is
+    conditional: w of the whole learned distribution, for statistics and encoder training."""
+    return mapping(z, random_classes(z.shape[0], int(getattr(mapping, "n_classes", 0)), generator, z.device))  # type: ignore[no-any-return]
+
+
+def random_classes(n: int, n_classes: int, generator: torch.Generator | None = None,
+                   device: torch.device | str = "cpu") -> torch.Tensor | None:
+    """``n`` classes drawn uniformly (int64 [n]), or ``None`` for an unconditional model."""
+    if not n_classes:
+        return None
+    return torch.randint(0, n_classes, (n,), generator=generator, device=device)
 
 
 def broadcast_w(w: torch.Tensor, n_slots: int) -> torch.Tensor:

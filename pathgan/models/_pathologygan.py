@@ -23,7 +23,7 @@ class PathologyGAN(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        self.mapping = MappingNetwork(cfg.z_dim, cfg.w_dim, cfg.mapping_blocks)
+        self.mapping = MappingNetwork(cfg.z_dim, cfg.w_dim, cfg.mapping_blocks, cfg.n_classes)
         self.generator = Generator(cfg)
         self.discriminator = Discriminator(cfg)
 
@@ -35,18 +35,20 @@ class PathologyGAN(nn.Module):
     def generate(
         self,
         z: torch.Tensor,
+        c: torch.Tensor | None = None,
         *,
         truncation: float = 1.0,
         w_avg: torch.Tensor | None = None,
         noise: bool = True,
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
-        """z [N, z_dim] -> images [N, 3, image_px, image_px] in [0, 1], one w in every slot.
+        """z [N, z_dim] (and classes c int64 [N] when conditional) -> images [N, 3, image_px,
+        image_px] in [0, 1], one w in every slot.
 
         ``truncation`` < 1 pulls w towards ``w_avg`` [w_dim] (``w_avg + t * (w - w_avg)``);
         it needs ``w_avg``, else ``ConfigError``. Call ``eval()`` first for reproducible output.
         """
-        w = self.mapping(z)
+        w = self.mapping(z, c)
         if truncation != 1.0:
             if w_avg is None:
                 raise ConfigError(f"truncation={truncation!r} needs w_avg (the mean w over many z)")

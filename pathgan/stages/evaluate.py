@@ -42,7 +42,7 @@ def evaluate_run(
         evaluate_features,
         extract_features,
     )
-    from pathgan.models import render
+    from pathgan.models import map_any_class, render
     from pathgan.stages.train import expand_stores
 
     cfg, model_cfg, saved = load_run_config(run_dir)
@@ -73,7 +73,7 @@ def evaluate_run(
         for s in range(0, n, batch_size):
             m = min(batch_size, n - s)
             z = torch.randn(m, model_cfg.z_dim, generator=gen, device=dev)
-            yield render(modules["generator"], modules["mapping"](z), rng=gen).clamp(0, 1).cpu()
+            yield render(modules["generator"], map_any_class(modules["mapping"], z, gen), rng=gen).clamp(0, 1).cpu()
 
     real_f = extract_features(ext, real_batches())
     fake_f = extract_features(ext, fake_batches())

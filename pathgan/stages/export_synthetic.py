@@ -54,6 +54,8 @@ _METHOD = ("class c: w = mu_c + truncation * s_c * P (w_z - w_avg), mu_c the mea
            "P the projection removing the span of the class-centroid differences, w_z = mapping(z), "
            "s_c = 1 (spread=generator) or class RMS / generator RMS in the complement (spread=class); "
            "unconditional: w = w_avg + truncation * (w_z - w_avg)")
+_METHOD_CONDITIONAL = ("class-conditional run: w = w_avg_c + truncation * (mapping(z, c) - w_avg_c), w_avg_c the "
+                       "mean of mapping(., c) over 8,192 draws of z")
 
 
 def partial_path(out: Path) -> Path:
@@ -145,12 +147,21 @@ def export_synthetic(
     table = read_label_csv(labels) if labels is not None else None
     model = LatentModel.load(run_dir, device=device)
     prov = model.provenance()
+    if model.conditional:
+        from dataclasses import replace
+
+        if not cfg.classes:
+            cfg = replace(cfg, classes=model.class_names)  # every class the run was trained on
+        unknown = [c for c in cfg.classes if c not in model.class_names]
+        if unknown:
+            raise ConfigError(f"--class {unknown}: {run_dir} is class-conditional with classes "
+                              f"{list(model.class_names)}")
     mpp = saved.get("data", {}).get("patch_mpp")
 
     centroids: ClassCentroids | None = None
     store_info: list[dict[str, Any]] = []
     scales: dict[str, float] = {}
-    if cfg.classes:
+    if cfg.classes and not model.conditional:
         paths = expand_stores([Path(p) for p in (stores or _run_stores(run_dir, saved))])
         w_lab, lab, store_info = labelled_latents(paths, model.run_id, labels=table,
                                                   checkpoint_sha256=model.checkpoint_sha256)
@@ -185,10 +196,14 @@ def export_synthetic(
                     (partial / name).mkdir()
                 for s in range(0, cfg.n, cfg.batch_size):
                     batch_seeds = seeds[s : s + cfg.batch_size]
-                    w_z = model.to_w(z_from_seeds(batch_seeds, model.z_dim))  # [b, w_dim], untruncated
-                    if centroids is None:
+                    z = z_from_seeds(batch_seeds, model.z_dim)
+                    if model.conditional:
+                        w = model.to_w(z, truncation=cfg.truncation, class_name=name)
+                    elif centroids is None:
+                        w_z = model.to_w(z)  # [b, w_dim], untruncated
                         w = truncate(w_z, w_avg, cfg.truncation)
                     else:
+                        w_z = model.to_w(z)
                         w = centroids.sample(name, w_z, w_avg=w_avg, truncation=cfg.truncation, scale=scales[name])
                     images = model.generate(w, batch_size=cfg.batch_size)  # uint8 [b, px, px, 3]
                     first = ci * cfg.n + s
@@ -218,10 +233,11 @@ def export_synthetic(
             "n_images": total,
             "image_px": model.image_px,
             "mpp": mpp,
-            "method": _METHOD,
+            "method": _METHOD_CONDITIONAL if model.conditional else _METHOD,
             "spread_scale": scales,
             "class_statistics": centroids.summary() if centroids is not None else None,
-            "labels": (str(labels) if labels is not None else "store slide labels") if cfg.classes else None,
+            "labels": ("the run's class-conditional mapping network" if model.conditional
+                       else (str(labels) if labels is not None else "store slide labels") if cfg.classes else None),
             "stores": store_info,
             "files": {"csv": "synthetic.csv", "latents": "latents.npy",
                       "zarr": "synthetic.zarr" if want_zarr else None, "png": want_png},
@@ -234,7 +250,7 @@ def export_synthetic(
                 "label": None, "split": None, "source": source,
                 "mpp_requested": mpp, "mpp_effective": [mpp, mpp], "source_level": None, "decode_scale": None,
                 "n_grid": None, "thumbnail_mpp": None, "tiles_decoded": 0,
-                "config": {**meta["export"], "method": _METHOD, "spread_scale": scales},
+                "config": {**meta["export"], "method": meta["method"], "spread_scale": scales},
                 "pathgan_version": __version__,
             })
         _install(partial, out, overwrite)

@@ -66,15 +66,17 @@ def train_latent(
     """
     import torch
 
-    from pathgan.data import PatchDataset, describe, split_stores
+    from pathgan.data import PatchDataset, class_labels, describe, split_stores
     from pathgan.models import get_config
     from pathgan.store import SCHEMA_VERSION
     from pathgan.train._loop import Trainer, select_device
     from pathgan.train._run import new_run_dir, write_yaml
 
     rank, world = _distributed()
+    saved_names = None
     if resume is not None:
-        cfg, model_cfg, _ = load_run_config(resume)
+        cfg, model_cfg, saved = load_run_config(resume)
+        saved_names = saved.get("data", {}).get("class_names")
         if steps_override is not None:
             cfg = replace(cfg, steps=steps_override)
     else:
@@ -89,6 +91,10 @@ def train_latent(
     splits = split_stores(paths, val_fraction=cfg.val_fraction, seed=cfg.seed)
     if not splits["train"]:
         raise ConfigError(f"no training slides among {len(paths)} store(s): check the manifest's split column")
+    labels = None
+    if cfg.labels:
+        labels = class_labels(splits["train"], cfg.labels, names=saved_names)
+        model_cfg = replace(model_cfg, n_classes=len(labels.names))
     dataset = PatchDataset(
         splits["train"],
         image_px=model_cfg.image_px,
@@ -97,6 +103,7 @@ def train_latent(
         dihedral=True,
         seed=cfg.seed,
         transform=_stain_transform(cfg.stain_augment),
+        labels=labels.per_store if labels is not None else None,
     )
     info = describe(dataset)
     provenance = {
@@ -110,6 +117,8 @@ def train_latent(
         "val_slides": [p.stem for p in splits["val"]],
         "n_train_patches": len(dataset),
     }
+    if labels is not None:
+        provenance.update(class_names=list(labels.names), class_counts=labels.counts(), label_source=labels.source)
     if resume is not None:
         run_dir = resume
     else:

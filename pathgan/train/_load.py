@@ -49,7 +49,8 @@ def load_generator(run_dir: Path, device: str = "cpu", *,
         raise PathganError(f"{run_dir} has no checkpoint yet (checkpoints/step-*.pt); train it first")
     ckpt = load_checkpoint(path, map_location=device)
     # The EMA state dict is that of ModuleDict(mapping=..., generator=...): the same keys as here.
-    modules = nn.ModuleDict({"mapping": MappingNetwork(model_cfg.z_dim, model_cfg.w_dim, model_cfg.mapping_blocks),
+    modules = nn.ModuleDict({"mapping": MappingNetwork(model_cfg.z_dim, model_cfg.w_dim, model_cfg.mapping_blocks,
+                                                          model_cfg.n_classes),
                              "generator": Generator(model_cfg)})
     modules.load_state_dict(ckpt["ema"])
     modules = modules.requires_grad_(False).to(torch.device(device)).eval()

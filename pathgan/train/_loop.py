@@ -183,13 +183,14 @@ class Trainer:
                 dist.all_reduce(p.grad)
                 p.grad /= self.world
 
-    def _latents(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def _latents(self, n: int, c: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Style-mixed ws [N, n_slots, w_dim] (both w of a mixed sample share the class ``c``)."""
         from pathgan.models import mix_styles
 
         zdim = self.model_cfg.z_dim
         z1 = torch.randn(n, zdim, generator=self.rng, device=self.device)
         z2 = torch.randn(n, zdim, generator=self.rng, device=self.device)
-        w1, w2 = self.model.mapping(z1), self.model.mapping(z2)
+        w1, w2 = self.model.mapping(z1, c), self.model.mapping(z2, c)
         ws, mixed = mix_styles(w1, w2, self.model.generator.n_slots, self.model_cfg.style_mixing_p, generator=self.rng)
         return ws, mixed
 
@@ -207,27 +208,33 @@ class Trainer:
             )
         return v
 
-    def train_step(self, real: torch.Tensor) -> dict[str, float]:
-        """One discriminator step, plus a generator step every ``n_critic`` steps."""
+    def train_step(self, real: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, float]:
+        """One discriminator step, plus a generator step every ``n_critic`` steps.
+
+        A conditional model needs ``labels`` (int64 [N], the real images' classes); the fakes of
+        the step get the same classes, so they follow the data's class frequencies.
+        """
         from pathgan.train.losses import d_loss, g_loss, gradient_penalty, orthogonal_regularizer
 
         cfg = self.cfg
         n = real.shape[0]
         real = real.to(self.device, non_blocking=True)
+        c = labels.to(self.device, non_blocking=True) if labels is not None else None
         if cfg.channels_last and self.device.type == "cuda":
             real = real.contiguous(memory_format=torch.channels_last)
         autocast = torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp)
         # ---- discriminator ----
         with autocast:
             with torch.no_grad():
-                ws, _ = self._latents(n)
+                ws, _ = self._latents(n, c)
                 fake = self._g_forward(ws, generator=self.rng)
             real_aug, fake_aug = self._augment(real), self._augment(fake.float())
-            logits_r, logits_f = self._d_forward(real_aug), self._d_forward(fake_aug)
+            logits_r, logits_f = self._d_forward(real_aug, c), self._d_forward(fake_aug, c)
             loss_d = d_loss(cfg.loss, logits_r.float(), logits_f.float())
         gp = torch.zeros((), device=self.device)
         if cfg.gp_weight > 0:
-            gp = gradient_penalty(self._d_forward, real_aug.detach().float(), fake_aug.detach().float(), generator=self.rng)
+            d_of_c = self._d_forward if c is None else (lambda x: self._d_forward(x, c))
+            gp = gradient_penalty(d_of_c, real_aug.detach().float(), fake_aug.detach().float(), generator=self.rng)
         total_d = loss_d + cfg.gp_weight * gp
         if cfg.ortho_weight > 0:
             total_d = total_d + cfg.ortho_weight * orthogonal_regularizer(self.model.discriminator)
@@ -241,11 +248,11 @@ class Trainer:
         # ---- generator ----
         if self.step % cfg.n_critic == 0:
             with autocast:
-                ws, _ = self._latents(n)
+                ws, _ = self._latents(n, c)
                 fake = self._g_forward(ws, generator=self.rng)
-                logits_f = self._d_forward(self._augment(fake.float()))
+                logits_f = self._d_forward(self._augment(fake.float()), c)
                 with torch.no_grad():
-                    logits_r = self._d_forward(self._augment(real))
+                    logits_r = self._d_forward(self._augment(real), c)
                 loss_g = g_loss(cfg.loss, logits_r.float(), logits_f.float())
             total_g = loss_g
             if cfg.ortho_weight > 0:
@@ -269,7 +276,8 @@ class Trainer:
     # -- sampling ------------------------------------------------------------------------------
     @torch.no_grad()
     def sample_images(self, n: int) -> np.ndarray:
-        """``uint8 [n, H, W, 3]`` from the EMA generator at fixed latents and noise."""
+        """``uint8 [n, H, W, 3]`` from the EMA generator at fixed latents and noise (a conditional
+        model cycles through its classes: sample i has class ``i % n_classes``)."""
         from pathgan.data._transforms import to_uint8_nhwc
         from pathgan.models import render
 
@@ -277,7 +285,9 @@ class Trainer:
         g.manual_seed(SAMPLE_SEED)
         mapping, gen = self.ema.module["mapping"], self.ema.module["generator"]
         z = torch.randn(n, self.model_cfg.z_dim, generator=g, device=self.device)
-        return to_uint8_nhwc(render(gen, mapping(z), rng=g))
+        k = self.model_cfg.n_classes
+        c = torch.arange(n, device=self.device) % k if k else None
+        return to_uint8_nhwc(render(gen, mapping(z, c), rng=g))
 
     def write_samples(self) -> Path:
         path = self.run_dir / "samples" / f"step-{self.step:07d}.png"
@@ -287,8 +297,8 @@ class Trainer:
         return path
 
     # -- the loop ------------------------------------------------------------------------------
-    def _batches(self) -> Iterator[torch.Tensor]:
-        """Training images forever, continuing from (epoch, position) and keeping them current."""
+    def _batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+        """(images, labels or None) forever, continuing from (epoch, position) and keeping them current."""
         per_epoch = len(self.loader.sampler)  # type: ignore[arg-type]
         self.loader.sampler.set_epoch(self.epoch, start=self.position)  # type: ignore[attr-defined]
         while True:
@@ -296,7 +306,7 @@ class Trainer:
                 self.position += 1
                 if self.position == per_epoch:
                     self.epoch, self.position = self.epoch + 1, 0
-                yield batch["image"]
+                yield batch["image"], batch.get("label")
 
     def run(self, steps: int | None = None) -> dict[str, float]:
         """Train until ``steps`` (default ``cfg.steps``) discriminator steps have been taken."""
@@ -310,8 +320,10 @@ class Trainer:
         if self.step == 0 and self.rank == 0:
             self.write_samples()
         while self.step < target:
-            real = next(batch_iter)
-            self.train_step(real)
+            real, labels = next(batch_iter)
+            if self.model_cfg.n_classes and labels is None:
+                raise ConfigError(f"model {self.model_cfg.name} is class-conditional but the dataset has no labels")
+            self.train_step(real, labels)
             window_imgs += real.shape[0] * self.world
             bar.update(1)
             if self.step % cfg.log_every == 0 or self.step == target:

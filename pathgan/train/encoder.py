@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from pathgan.config import EncoderConfig
 from pathgan.errors import ConfigError
-from pathgan.models import Encoder, render
+from pathgan.models import Encoder, map_any_class, render
 from pathgan.train._checkpoint import load_checkpoint, save_checkpoint
 from pathgan.train._loop import TrainingDivergedError
 from pathgan.train._run import StatsWriter, latest_checkpoint
@@ -50,7 +50,7 @@ def w_statistics(mapping: Any, *, n: int = 8192, seed: int = 0, batch: int = 204
     """
     device = next(mapping.parameters()).device
     g = step_generator(seed, 0, device, stream=1)
-    ws = [mapping(torch.randn(min(batch, n - s), mapping.z_dim, generator=g, device=device))
+    ws = [map_any_class(mapping, torch.randn(min(batch, n - s), mapping.z_dim, generator=g, device=device), g)
           for s in range(0, n, batch)]
     w = torch.cat(ws)
     return w.mean(0), w.std(0)
@@ -105,7 +105,7 @@ class EncoderTrainer:
 
     def _sample_w(self, g: torch.Generator, n: int) -> torch.Tensor:
         z = torch.randn(n, self.mapping.z_dim, generator=g, device=self.device)
-        w: torch.Tensor = self.mapping(z)
+        w: torch.Tensor = map_any_class(self.mapping, z, g)
         if self.cfg.truncation < 1.0:
             w = self.w_avg + self.cfg.truncation * (w - self.w_avg)
         return w
@@ -269,7 +269,7 @@ def evaluate_encoder(
     nmse, cos, gen_mse = [], [], []
     for s in range(0, n, batch_size):
         m = min(batch_size, n - s)
-        w = mapping(torch.randn(m, mapping.z_dim, generator=g, device=device))
+        w = map_any_class(mapping, torch.randn(m, mapping.z_dim, generator=g, device=device), g)
         clean = render(generator, w, noise=False)
         noisy = render(generator, w, noise=True, rng=g)
         pred = encoder(noisy)
