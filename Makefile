@@ -5,7 +5,7 @@ VENV := .venv
 STAMP := $(VENV)/.installed
 PY := $(VENV)/bin/python
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench bench-stain clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,20 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_tile.py
+
+# Stain normalisation against staintools and torchstain. staintools is never a project dependency:
+# it lives in its own venv. It needs spams-bin (plain `spams` does not build) and declares GUI
+# opencv-python, so it is installed --no-deps beside opencv-python-headless (the same cv2 module).
+STAINBENCH := .venv-stainbench
+$(STAINBENCH)/.installed: pyproject.toml
+	test -x $(STAINBENCH)/bin/python || $(PYTHON) -m venv $(STAINBENCH)
+	$(STAINBENCH)/bin/python -m pip install --quiet --upgrade pip
+	$(STAINBENCH)/bin/python -m pip install --quiet -e . torchstain==1.4.1 spams-bin opencv-python-headless matplotlib
+	$(STAINBENCH)/bin/python -m pip install --quiet --no-deps staintools==2.1.2
+	touch $@
+
+bench-stain: $(STAINBENCH)/.installed
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(STAINBENCH)/bin/python benchmarks/bench_stain.py
 
 clean:
 	rm -rf out .bench .pytest_cache

@@ -13,11 +13,12 @@ from typing import Any, Literal, TypeVar, get_args
 
 from pathgan.errors import ConfigError
 
-__all__ = ["Backend", "Codec", "EncoderConfig", "LossKind", "ModelConfig", "Precision", "TileConfig", "TissueConfig",
-           "TrainConfig", "from_dict", "to_dict"]
+__all__ = ["Backend", "Codec", "EncoderConfig", "LossKind", "ModelConfig", "Precision", "StainMethod", "TileConfig",
+           "TissueConfig", "TrainConfig", "from_dict", "to_dict"]
 
 Backend = Literal["auto", "openslide", "tiffslide"]
 Codec = Literal["jpeg", "zstd"]
+StainMethod = Literal["macenko", "vahadane", "reinhard"]
 
 
 def _check(cond: bool, name: str, value: object, allowed: str) -> None:
@@ -69,6 +70,9 @@ class TileConfig:
     scaled_decode : let libjpeg decode source tiles at 1/2, 1/4 or 1/8 scale when the
         target resolution is that much coarser (its DCT scaling is a proper low-pass).
     export_h5 : also write CLAM-compatible ``<slide_id>.h5`` coordinate files.
+    stain_normalize : normalise every patch's stains to ``stain_target`` before it is stored
+        (``macenko``, ``vahadane`` or ``reinhard``; see :mod:`pathgan.stain`), or None.
+    stain_target : path of the RGB image the normaliser is fitted to, once per run.
     """
 
     mpp: float = 0.5
@@ -82,6 +86,8 @@ class TileConfig:
     patches_per_shard: int = 256
     scaled_decode: bool = True
     export_h5: bool = False
+    stain_normalize: StainMethod | None = None
+    stain_target: str | None = None
     tissue: TissueConfig = field(default_factory=TissueConfig)
 
     def __post_init__(self) -> None:
@@ -95,6 +101,14 @@ class TileConfig:
         _check(self.codec in get_args(Codec), "codec", self.codec, str(get_args(Codec)))
         _check(1 <= self.jpeg_quality <= 100, "jpeg_quality", self.jpeg_quality, "1-100")
         _check(1 <= self.patches_per_shard <= 4096, "patches_per_shard", self.patches_per_shard, "1-4096")
+        _check(self.stain_normalize is None or self.stain_normalize in get_args(StainMethod), "stain_normalize",
+               self.stain_normalize, f"None or one of {get_args(StainMethod)}")
+        if self.stain_normalize is not None and not self.stain_target:
+            raise ConfigError(f"stain_normalize={self.stain_normalize!r} needs stain_target, the path of the "
+                              "image to normalise to (--stain-target)")
+        if self.stain_normalize is None and self.stain_target:
+            raise ConfigError(f"stain_target={self.stain_target!r} is given without stain_normalize; choose "
+                              f"one of {get_args(StainMethod)} (--stain-normalize)")
         if not isinstance(self.tissue, TissueConfig):
             raise ConfigError(f"tissue must be a TissueConfig, got {type(self.tissue).__name__}")
 

@@ -18,6 +18,7 @@ __all__ = [
     "SchemaMismatchError",
     "ShapeError",
     "SlideOpenError",
+    "StainError",
     "StoreError",
 ]
 
@@ -64,3 +65,8 @@ class ShapeError(PathganError, ValueError):
 
 class GeoJSONError(PathganError, ValueError):
     """A GeoJSON document is malformed; the message lists every problem found."""
+
+
+class StainError(PathganError, ValueError):
+    """An image given to stain normalisation or augmentation is invalid (shape, dtype, range), or a
+    stain target has no tissue; the message names what was received and what is allowed."""

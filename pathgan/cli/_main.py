@@ -68,6 +68,10 @@ def _load_tile_config(config_path: Path | None, overrides: dict[str, Any]) -> An
 @click.option("--patches-per-shard", type=int, help="Patches per Zarr shard [256].")
 @click.option("--scaled-decode/--no-scaled-decode", default=None, help="libjpeg DCT-scaled decoding when coarser [on].")
 @click.option("--export-h5", is_flag=True, default=None, help="Also write CLAM-compatible h5/<slide_id>.h5 coordinates.")
+@click.option("--stain-normalize", type=click.Choice(["macenko", "vahadane", "reinhard"]),
+              help="Normalise every patch's stains to --stain-target before storing it [off].")
+@click.option("--stain-target", type=click.Path(dir_okay=False),
+              help="RGB image (PNG, JPEG, TIFF) the stain normaliser is fitted to, once per run.")
 @click.option("--workers", type=int, help="LocalCluster worker processes [usable cores].")
 @click.option("--memory-limit", default="2GiB", show_default=True, help="Memory limit per LocalCluster worker.")
 @click.option("--scheduler", help="Address of an existing dask.distributed scheduler (tcp://host:8786).")
@@ -87,6 +91,7 @@ def tile_command(inputs: tuple[Path, ...], manifest: Path | None, out_dir: Path,
       pathgan tile slides/ --out stores/
       pathgan tile --manifest slides_manifest.csv --mpp 0.5 --patch-px 256 --workers 8
       pathgan tile slides/ --scheduler tcp://10.0.0.5:8786 --out /shared/stores
+      pathgan tile slides/ --stain-normalize macenko --stain-target reference.png
     """
     from pathgan.manifest import discover_slides, read_manifest
     from pathgan.parallel import dask_client

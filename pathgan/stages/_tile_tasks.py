@@ -6,7 +6,9 @@ slides lazily and keeps a couple of readers in a small cache.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import json
 import os
 import time
 from collections import OrderedDict
@@ -70,10 +72,17 @@ def source_fingerprint(path: Path) -> dict[str, Any]:
 
 
 def comparable_config(cfg: TileConfig, entry: SlideEntry) -> dict[str, Any]:
-    """The settings that determine a store's content (the backend and h5 side output do not)."""
+    """The settings that determine a store's content (the backend and h5 side output do not).
+
+    Without stain normalisation its two fields are left out, so stores written before they
+    existed still match.
+    """
     d = to_dict(cfg)
     d.pop("backend")
     d.pop("export_h5")
+    if cfg.stain_normalize is None:
+        d.pop("stain_normalize")
+        d.pop("stain_target")
     d["mpp_override"] = entry.mpp_override
     return d
 
@@ -87,10 +96,12 @@ def _write_png(path: Path, rgb: np.ndarray) -> None:
     os.replace(tmp, path)
 
 
-def plan_slide(entry: SlideEntry, out_dir: str, cfg: TileConfig) -> dict[str, Any]:
+def plan_slide(entry: SlideEntry, out_dir: str, cfg: TileConfig, stain: dict[str, Any] | None = None) -> dict[str, Any]:
     """Open the slide, find tissue, choose patches and create the temporary store.
 
-    Returns a plain dict (see keys below); raises :class:`PathganError` subclasses for bad slides.
+    ``stain`` is the fitted stain normalisation of the run (:func:`pathgan.stages.tile.fit_stain_target`),
+    recorded in the store attrs. Returns a plain dict (see keys below); raises
+    :class:`PathganError` subclasses for bad slides.
     """
     t0 = time.perf_counter()
     reader = open_slide(entry.path, cfg.backend)
@@ -163,6 +174,8 @@ def plan_slide(entry: SlideEntry, out_dir: str, cfg: TileConfig) -> dict[str, An
         "config": comparable_config(cfg, entry),
         "pathgan_version": __version__,
     }
+    if stain is not None:
+        attrs["stain"] = stain
     return {
         "slide_id": entry.slide_id,
         "tmp": str(tmp),
@@ -193,14 +206,29 @@ def _reader(path: str, backend: str, geom: PatchGeometry) -> PatchReader:
     return reader
 
 
-def extract_shard(path: str, backend: str, geometry: dict[str, Any], tmp: str, start: int, coords: np.ndarray) -> dict[str, Any]:
-    """Read, score and write the patches of one shard; returns counts for the progress bar."""
+@functools.lru_cache(maxsize=2)
+def _normaliser(params_json: str) -> Any:
+    """The run's fitted normaliser, rebuilt from its few numbers once per worker and run."""
+    from pathgan.stain import normaliser_from_params
+
+    return normaliser_from_params(json.loads(params_json))
+
+
+def extract_shard(path: str, backend: str, geometry: dict[str, Any], tmp: str, start: int, coords: np.ndarray,
+                  stain: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Read, score and write the patches of one shard; returns counts for the progress bar.
+
+    With ``stain`` (the run's fitted normaliser as numbers) each patch is normalised before it is
+    encoded; blur and white scores describe the slide's own pixels, so they are taken before.
+    """
     geom = PatchGeometry(**{k: tuple(v) if isinstance(v, list) else v for k, v in geometry.items()})  # type: ignore[arg-type]
     reader = _reader(path, backend, geom)
     decoded_before = reader.tiles_decoded
     patches = reader.read(coords)
     blur = blur_scores(patches)
     white = white_fractions(patches, WHITE_LEVEL)
+    if stain is not None and len(patches):
+        patches = _normaliser(json.dumps(stain["params"], sort_keys=True)).transform(patches)
     write_shard(Path(tmp), start, patches, blur, white)
     return {"n": len(coords), "tiles_decoded": reader.tiles_decoded - decoded_before}
 

@@ -9,6 +9,9 @@ in the status table and the batch goes on.
 from __future__ import annotations
 
 import csv
+import hashlib
+import io
+import json
 import os
 import shutil
 import time
@@ -17,8 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
+
 from pathgan.config import TileConfig
-from pathgan.errors import StoreError
+from pathgan.errors import StainError, StoreError
 from pathgan.manifest import SlideEntry
 from pathgan.stages._tile_tasks import (
     comparable_config,
@@ -32,7 +37,7 @@ from pathgan.stages._tile_tasks import (
 )
 from pathgan.store import partial_stores, read_store_attrs
 
-__all__ = ["STATUS_FILE", "SlideStatus", "Status", "tile_slides", "write_status_table"]
+__all__ = ["STATUS_FILE", "SlideStatus", "Status", "fit_stain_target", "tile_slides", "write_status_table"]
 
 Status = Literal["done", "skipped", "no_tissue", "failed"]
 STATUS_FILE = "tile_status.csv"
@@ -60,7 +65,44 @@ class _Slide:
     failed: bool = False
 
 
-def _check_existing(final: Path, cfg: TileConfig, entry: SlideEntry) -> SlideStatus | None:
+def fit_stain_target(cfg: TileConfig) -> dict[str, Any] | None:
+    """Fit ``cfg.stain_normalize`` to ``cfg.stain_target`` once for the whole run.
+
+    Returns None without stain normalisation, else a JSON-ready dict: ``method``, ``target`` (resolved
+    path), ``target_sha256`` and ``params`` (the fitted normaliser as a few numbers, see
+    :func:`pathgan.stain.normaliser_from_params`). It travels to the shard tasks instead of any
+    pixels and is stored in the store attrs as ``stain``. A transparent target is flattened onto white.
+
+    Raises
+    ------
+    StainError : the target cannot be read as an image, or has too little tissue; the message names
+        the path.
+    """
+    if cfg.stain_normalize is None or cfg.stain_target is None:
+        return None
+    from PIL import Image
+
+    from pathgan.stain import make_normaliser
+
+    path = Path(cfg.stain_target).expanduser()
+    try:
+        data = path.read_bytes()
+        with Image.open(io.BytesIO(data)) as img:
+            rgba = img.convert("RGBA")
+            white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+            rgb = np.asarray(Image.alpha_composite(white, rgba).convert("RGB"))
+    except (OSError, ValueError) as err:  # missing file, not an image (PIL's UnidentifiedImageError is an OSError)
+        raise StainError(f"stain_target {path}: cannot be read as an RGB image ({err})") from err
+    try:
+        fitted = make_normaliser(cfg.stain_normalize).fit(rgb)
+    except StainError as err:
+        raise StainError(f"stain_target {path}: {err}") from err
+    description = {"method": cfg.stain_normalize, "target": str(path.resolve()),
+                   "target_sha256": hashlib.sha256(data).hexdigest(), "params": fitted.params()}
+    return dict(json.loads(json.dumps(description)))  # as it reads back from the store attrs
+
+
+def _check_existing(final: Path, cfg: TileConfig, entry: SlideEntry, stain: dict[str, Any] | None) -> SlideStatus | None:
     """Status for a complete store that matches this run, or a failure when it does not match."""
     if not final.exists():
         return None
@@ -73,6 +115,12 @@ def _check_existing(final: Path, cfg: TileConfig, entry: SlideEntry) -> SlideSta
             slide_id=entry.slide_id,
             status="failed",
             error=f"{final} was written with another configuration; rerun with --overwrite to replace it",
+        )
+    if attrs.get("stain") != stain:
+        return SlideStatus(
+            slide_id=entry.slide_id,
+            status="failed",
+            error=f"{final} was written with another stain normalisation or target image; rerun with --overwrite",
         )
     if {k: attrs["source"].get(k) for k in ("size_bytes", "sha256_first_mib")} != source_fingerprint(entry.path):
         return SlideStatus(
@@ -99,10 +147,17 @@ def tile_slides(
     Complete stores that match ``cfg`` and the source file are skipped unless ``overwrite``;
     leftovers of interrupted runs are removed and redone. Never raises for a bad slide: every
     slide gets a :class:`SlideStatus`, and the table is also written to ``out_dir/tile_status.csv``.
+    With ``cfg.stain_normalize`` the target is fitted here, once (:func:`fit_stain_target`), and
+    every patch is normalised to it before it is stored.
+
+    Raises
+    ------
+    StainError : the stain target cannot be read or has too little tissue (before any slide is touched).
     """
     from distributed import as_completed
     from tqdm.auto import tqdm
 
+    stain = fit_stain_target(cfg)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     results: dict[str, SlideStatus] = {}
@@ -117,7 +172,7 @@ def tile_slides(
         final = out / f"{entry.slide_id}.zarr"
         for leftover in partial_stores(final):
             shutil.rmtree(leftover, ignore_errors=True)
-        existing = None if overwrite else _check_existing(final, cfg, entry)
+        existing = None if overwrite else _check_existing(final, cfg, entry, stain)
         if existing is not None:
             record(existing)
         else:
@@ -143,7 +198,7 @@ def tile_slides(
         while queue and sum(not s.failed for s in slides.values()) < max_in_flight:
             entry = queue.pop(0)
             slides[entry.slide_id] = _Slide(entry=entry)
-            submit("plan", entry.slide_id, plan_slide, entry, str(out), cfg)
+            submit("plan", entry.slide_id, plan_slide, entry, str(out), cfg, stain)
 
     def close(sid: str, status: SlideStatus) -> None:
         record(status)
@@ -185,7 +240,7 @@ def tile_slides(
             submit("preview", sid, write_preview, result)
             for start, stop in result["shards"]:
                 submit("shard", sid, extract_shard, result["path"], result["backend"], result["geometry"],
-                       result["tmp"], start, result["coords"][start:stop])
+                       result["tmp"], start, result["coords"][start:stop], stain)
         elif kind == "shard":
             slide.tiles_decoded += result["tiles_decoded"]
             bar_patches.update(result["n"])

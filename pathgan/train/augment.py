@@ -5,7 +5,9 @@
   let the discriminator memorise it while the generator still sees un-augmented targets.
 * :func:`dihedral` / :func:`random_dihedral`: the 8 rotations/flips of a square patch (tissue has
   no preferred orientation; PathologyGAN trained on all 8).
-* :func:`hed_jitter`: stain augmentation in haematoxylin-eosin-DAB space (Tellez et al. 2018).
+* :func:`hed_jitter`: stain augmentation in haematoxylin-eosin-DAB space (Tellez et al. 2018);
+  it and :func:`rgb_to_hed` / :func:`hed_to_rgb` live in :mod:`pathgan.stain` and are re-exported
+  here for the training code.
 
 Randomness comes only from the ``torch.Generator`` passed in (drawn on that generator's device),
 so a seeded run is reproducible; every random parameter is drawn per sample.
@@ -13,12 +15,12 @@ so a seeded run is reproducible; every random parameter is drawn per sample.
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor
 
 from pathgan.errors import ConfigError
+from pathgan.stain import hed_jitter
+from pathgan.stain._hed_torch import hed_to_rgb, rgb_to_hed
 
 __all__ = [
     "POLICIES",
@@ -244,81 +246,3 @@ def random_dihedral(x: Tensor, generator: torch.Generator | None = None) -> Tens
     """:func:`dihedral` with ``k ~ U{0..7}`` drawn per sample from ``generator``."""
     _check_images(x)
     return dihedral(x, _randint(x.shape[0], 0, 8, x, generator))
-
-
-# Ruifrok & Johnston (2001) stain vectors, rows = optical density of H, E, DAB in R, G, B, as
-# published and used by skimage.color (rgb_from_hed); inverted once in float64.
-_RGB_FROM_HED = torch.tensor(
-    [[0.65, 0.70, 0.29], [0.07, 0.99, 0.11], [0.27, 0.57, 0.78]], dtype=torch.float64
-)
-_HED_FROM_RGB = torch.linalg.inv(_RGB_FROM_HED)
-# Pixels are floored at 1e-6 before the log (black would be infinite density); skimage divides
-# the density by -ln(1e-6) so that this darkest value maps to 1.
-_FLOOR = 1e-6
-_OD_SCALE = -math.log(_FLOOR)
-
-
-def _mix(x: Tensor, matrix: Tensor) -> Tensor:
-    """Per-pixel row vector times ``matrix``: ``out[n, s] = sum_c x[n, c] * matrix[c, s]``."""
-    return torch.einsum("nchw,cs->nshw", x, matrix.to(x.device, x.dtype))
-
-
-def _optical_density(x: Tensor) -> Tensor:
-    return -torch.log(x.clamp_min(_FLOOR))
-
-
-def rgb_to_hed(x: Tensor) -> Tensor:
-    """RGB ``[N, 3, H, W]`` in [0, 1] -> stain concentrations ``[N, 3, H, W]`` (H, E, DAB).
-
-    Same convention and values as ``skimage.color.rgb2hed`` (density normalised by
-    ``-ln(1e-6)``, negative concentrations clipped to 0), computed in float32 or better.
-    """
-    _check_images(x)
-    work = x if x.dtype == torch.float64 else x.float()
-    return _mix(_optical_density(work) / _OD_SCALE, _HED_FROM_RGB).clamp_min(0.0).to(x.dtype)
-
-
-def hed_to_rgb(hed: Tensor) -> Tensor:
-    """Inverse of :func:`rgb_to_hed` (as ``skimage.color.hed2rgb``), clipped to [0, 1]."""
-    _check_images(hed)
-    work = hed if hed.dtype == torch.float64 else hed.float()
-    return torch.exp(-_mix(work * _OD_SCALE, _RGB_FROM_HED)).clamp(0.0, 1.0).to(hed.dtype)
-
-
-def hed_jitter(x: Tensor, sigma: float, *, generator: torch.Generator | None = None) -> Tensor:
-    """Random stain augmentation in H&E-DAB space (Tellez et al. 2018, "HED jitter").
-
-    Each image's stain concentrations ``s`` (optical density ``-ln(rgb)`` projected on the
-    Ruifrok-Johnston stain vectors) become ``s * (1 + a) + b`` with ``a, b ~ U[-sigma, sigma]``
-    drawn per image and per stain; ``b`` is in natural optical-density units, where a fully
-    stained pixel is about 1, so it is a small shift. Unlike :func:`rgb_to_hed`, negative
-    concentrations are not clipped here, so ``sigma = 0`` returns the input (up to the 1e-6 floor).
-
-    Parameters
-    ----------
-    x : ``[N, 3, H, W]`` RGB images in [0, 1].
-    sigma : jitter strength (0.05 is "light"; 0 = identity).
-    generator : source of ``a`` and ``b``.
-
-    Returns
-    -------
-    ``[N, 3, H, W]`` in [0, 1], same dtype as ``x``.
-
-    Raises
-    ------
-    ValueError : ``x`` is not 3-channel or ``sigma < 0``.
-    """
-    _check_images(x)
-    if x.shape[1] != 3:
-        raise ValueError(f"hed_jitter needs RGB images [N, 3, H, W], got {list(x.shape)}")
-    if sigma < 0:
-        raise ValueError(f"sigma must be >= 0, got {sigma}")
-    n = x.shape[0]
-    work = x if x.dtype == torch.float64 else x.float()  # logs and exps are poor in half precision
-    stains = _mix(_optical_density(work), _HED_FROM_RGB)  # [N, 3, H, W]
-    device = generator.device if generator is not None else x.device
-    ab = torch.rand(2, n, 3, generator=generator, device=device).to(x.device, work.dtype)
-    ab = (2.0 * ab - 1.0) * sigma
-    scale, shift = 1.0 + ab[0, :, :, None, None], ab[1, :, :, None, None]
-    stains = stains * scale + shift
-    return torch.exp(-_mix(stains, _RGB_FROM_HED)).clamp(0.0, 1.0).to(x.dtype)

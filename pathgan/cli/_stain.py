@@ -1,9 +1,0 @@
-"""``pathgan`` commands of the stain layer (registered on the group in :mod:`pathgan.cli._main`)."""
-
-from __future__ import annotations
-
-from pathgan.cli._main import main
-
-__all__: list[str] = []
-
-_ = main
