@@ -13,8 +13,8 @@ from typing import Any, Literal, TypeVar, get_args
 
 from pathgan.errors import ConfigError
 
-__all__ = ["Backend", "Codec", "EncoderConfig", "LossKind", "ModelConfig", "Precision", "StainMethod", "TileConfig",
-           "TissueConfig", "TrainConfig", "from_dict", "to_dict"]
+__all__ = ["Backend", "Codec", "EncoderConfig", "GanLoss", "LossKind", "ModelConfig", "Precision", "StainMethod", "TileConfig",
+           "TissueConfig", "TrainConfig", "TranslateConfig", "from_dict", "to_dict"]
 
 Backend = Literal["auto", "openslide", "tiffslide"]
 Codec = Literal["jpeg", "zstd"]
@@ -337,3 +337,108 @@ class EncoderConfig:
                self.w_weight + self.image_weight + self.real_weight, "> 0 (something to train on)")
         _check(0 < self.truncation <= 1, "truncation", self.truncation, "(0, 1]")
         _check(self.seed >= 0, "seed", self.seed, ">= 0")
+
+
+GanLoss = Literal["lsgan", "vanilla"]
+TranslatorGenerator = Literal["resnet"]
+TranslatorDiscriminator = Literal["patchgan"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class TranslateConfig:
+    """How ``pathgan train-translate`` trains a CycleGAN (Zhu et al. 2017) between two domains of
+    patch stores (stain or site A <-> B). Defaults are the paper's (256-px crops, batch 1).
+
+    Attributes
+    ----------
+    patch_px : side of the square training crops in pixels at the stores' MPP; stores must have
+        ``patch_px`` at least this large (crops are random, never upsampled); a multiple of 4.
+    generator, discriminator : registered network names (``pathgan.models._cyclegan``): the
+        ResNet generator and the PatchGAN discriminator.
+    ngf, g_res_blocks : generator width (first layer; the bottleneck has 4 * ngf) and residual
+        blocks (the paper: 64 and 9 at 256 px, 6 at 128 px).
+    ndf, d_layers : discriminator width and stride-2 layers (3 layers = 70x70 patches).
+    batch_size : images per domain per step (the paper: 1).
+    lr, beta1, beta2 : Adam settings of both generator and discriminator optimisers.
+    gan_loss : ``lsgan`` (least squares, Mao et al. 2017; the paper's) or ``vanilla`` (BCE).
+    lambda_cycle : weight of the cycle-consistency L1 loss (each direction).
+    lambda_identity : weight of the identity L1 loss *relative to* ``lambda_cycle`` (the paper's
+        code convention: 0.5 means 0.5 * lambda_cycle; 0 = off). It keeps G from changing the
+        colours of images already in its target domain.
+    pool_size : generated images kept per domain in the history pool the discriminators learn
+        from (Shrivastava et al. 2017); 0 = always the newest.
+    steps : optimiser steps (one generator and one discriminator update each).
+    decay_fraction : the last fraction of ``steps`` over which the learning rate decays linearly
+        to 0 (the paper: 100 constant epochs then 100 decaying = 0.5).
+    seed : seeds initialisation, data order, augmentation and the image pool.
+    sample_every, checkpoint_every, log_every : in steps.
+    n_samples : images per domain in each sample grid (fixed, centred crops).
+    n_eval : patches per domain for the final evaluation (``eval.json``).
+    min_tissue_fraction, max_white_fraction : patch filters applied to both domains' stores.
+    dihedral : random rotations/mirrors of the training crops (the paper: horizontal flips).
+    num_workers : DataLoader worker processes per domain.
+    """
+
+    patch_px: int = 256
+    generator: TranslatorGenerator = "resnet"
+    discriminator: TranslatorDiscriminator = "patchgan"
+    ngf: int = 64
+    g_res_blocks: int = 9
+    ndf: int = 64
+    d_layers: int = 3
+    batch_size: int = 1
+    lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    gan_loss: GanLoss = "lsgan"
+    lambda_cycle: float = 10.0
+    lambda_identity: float = 0.5
+    pool_size: int = 50
+    steps: int = 200_000
+    decay_fraction: float = 0.5
+    seed: int = 0
+    sample_every: int = 1000
+    checkpoint_every: int = 5000
+    log_every: int = 100
+    n_samples: int = 8
+    n_eval: int = 256
+    min_tissue_fraction: float = 0.5
+    max_white_fraction: float = 0.3
+    dihedral: bool = True
+    num_workers: int = 0
+
+    def __post_init__(self) -> None:
+        _check(self.generator in get_args(TranslatorGenerator), "generator", self.generator,
+               str(get_args(TranslatorGenerator)))
+        _check(self.discriminator in get_args(TranslatorDiscriminator), "discriminator", self.discriminator,
+               str(get_args(TranslatorDiscriminator)))
+        _check(self.gan_loss in get_args(GanLoss), "gan_loss", self.gan_loss, str(get_args(GanLoss)))
+        for name in ("ngf", "ndf", "d_layers", "batch_size", "steps", "sample_every", "checkpoint_every",
+                     "log_every", "n_samples", "n_eval"):
+            _check(isinstance(getattr(self, name), int) and getattr(self, name) >= 1, name, getattr(self, name),
+                   "an integer >= 1")
+        _check(self.d_layers <= 6, "d_layers", self.d_layers, "1-6")
+        min_px = 2 ** (self.d_layers + 2)  # the PatchGAN needs this much for a 1x1 logit map
+        _check(isinstance(self.patch_px, int) and self.patch_px % 4 == 0 and self.patch_px >= min_px,
+               "patch_px", self.patch_px, f"a multiple of 4 (two 2x downsamplings) and >= {min_px} for d_layers={self.d_layers}")
+        for name in ("g_res_blocks", "pool_size", "seed", "num_workers"):
+            _check(isinstance(getattr(self, name), int) and getattr(self, name) >= 0, name, getattr(self, name),
+                   "an integer >= 0")
+        _check(0 < self.lr < 1, "lr", self.lr, "(0, 1)")
+        for name in ("beta1", "beta2"):
+            _check(0 <= getattr(self, name) < 1, name, getattr(self, name), "[0, 1)")
+        for name in ("lambda_cycle", "lambda_identity"):
+            _check(getattr(self, name) >= 0, name, getattr(self, name), ">= 0")
+        _check(0 <= self.decay_fraction <= 1, "decay_fraction", self.decay_fraction, "[0, 1]")
+        for name in ("min_tissue_fraction", "max_white_fraction"):
+            _check(0 <= getattr(self, name) <= 1, name, getattr(self, name), "[0, 1]")
+        _check(isinstance(self.dihedral, bool), "dihedral", self.dihedral, "true or false")
+
+    def lr_at(self, step: int) -> float:
+        """Learning rate of step ``step`` (0-based): constant, then linear to 0 over the last
+        ``decay_fraction`` of ``steps`` (the step after the last one would have lr 0)."""
+        decay_steps = round(self.decay_fraction * self.steps)
+        start = self.steps - decay_steps
+        if decay_steps == 0 or step < start:
+            return self.lr
+        return self.lr * max(0.0, (self.steps - step) / (decay_steps + 1))

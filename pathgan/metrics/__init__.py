@@ -6,6 +6,9 @@ file) for numbers comparable with the literature, or :class:`RandomProjectionExt
 tests and quick CPU checks (not comparable with Inception FID). Metric functions take NumPy
 (N, D) feature matrices.
 
+:func:`translation_metrics` measures a stain/site translation instead: colour-statistics distances
+to the target domain before and after, and haematoxylin SSIM to the inputs (``pathgan translate``).
+
 At small N, FID is dominated by sample-size bias; :func:`evaluate_features` reports it next to
 the real-vs-real floor at the same N, and KID (unbiased) with its spread.
 """
@@ -25,6 +28,7 @@ from pathgan.metrics._extractors import (
 from pathgan.metrics._frechet import feature_stats, fid_from_features, frechet_distance
 from pathgan.metrics._kid import kid, mmd2_unbiased
 from pathgan.metrics._precision_recall import precision_recall
+from pathgan.metrics._translation import translation_metrics
 
 __all__ = [
     "FeatureExtractor",
@@ -41,4 +45,5 @@ __all__ = [
     "locate_inception_weights",
     "mmd2_unbiased",
     "precision_recall",
+    "translation_metrics",
 ]

@@ -30,19 +30,17 @@ class LatentRun:
 
 
 @pytest.fixture(scope="session")
-def real_latent_run(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> LatentRun:
-    import yaml
+def real_stores_64(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """Both real slides tiled at 1 um/px into 64-px patches (a few seconds); sorted store paths.
 
-    from pathgan.config import EncoderConfig, TileConfig, TrainConfig, from_dict
-    from pathgan.latents import LatentModel
+    Shared by the session: tests that write into the stores (latents) must not depend on their
+    absence, and tests that need pristine stores copy them."""
+    from pathgan.config import TileConfig
     from pathgan.manifest import SlideEntry
     from pathgan.parallel import dask_client
     from pathgan.stages import tile_slides
-    from pathgan.stages.encode import encode_stores
-    from pathgan.stages.encoder import train_encoder
-    from pathgan.stages.train import train_latent
 
-    root = tmp_path_factory.mktemp("latent_run")
+    root = tmp_path_factory.mktemp("real_stores_64")
     entries = [
         SlideEntry(slide_id="CMU-1-Small-Region", path=data_dir / "slides" / "CMU-1-Small-Region.svs"),
         # The reduced TCGA slide carries no MPP; 0.5 um/px is what slides_manifest.csv states.
@@ -53,7 +51,21 @@ def real_latent_run(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) ->
         rows = tile_slides(entries, root / "stores", TileConfig(mpp=1.0, patch_px=64, stride_px=64),
                            client=client, progress=False)
     assert all(r.status == "done" for r in rows), rows
-    stores = sorted((root / "stores").glob("*.zarr"))
+    return sorted((root / "stores").glob("*.zarr"))
+
+
+@pytest.fixture(scope="session")
+def real_latent_run(real_stores_64: list[Path], tmp_path_factory: pytest.TempPathFactory) -> LatentRun:
+    import yaml
+
+    from pathgan.config import EncoderConfig, TrainConfig, from_dict
+    from pathgan.latents import LatentModel
+    from pathgan.stages.encode import encode_stores
+    from pathgan.stages.encoder import train_encoder
+    from pathgan.stages.train import train_latent
+
+    root = tmp_path_factory.mktemp("latent_run")
+    stores = real_stores_64
 
     preset = yaml.safe_load((REPO / "configs" / "train" / "pathologygan-56-cpu.yaml").read_text())
     cfg = from_dict(TrainConfig, {**preset, "steps": GAN_STEPS, "sample_every": GAN_STEPS,
