@@ -1,6 +1,7 @@
 """``make demo``: tile the real slides, train the small CPU PathologyGAN briefly, fit its encoder,
 encode every patch, draw an interpolation strip and a vector-arithmetic figure, then a classifier
-on the latents, an ROI GeoJSON for one slide and 64 exported synthetic patches.
+on the latents, an ROI GeoJSON for one slide and 64 exported synthetic patches, and a before/after
+strip of stain normalisation (the first slide to the second's stains).
 
 Uses ``$PATHGAN_DATA`` or ../shared/data; where neither exists it says so and tiles a generated
 synthetic slide instead. Built only on pathgan's public API (pipelines are never imported by it).
@@ -212,6 +213,10 @@ def downstream(run_dir: Path, stores: list[Path], thirds: list[tuple[np.ndarray,
     syn = export_synthetic(run_dir, ExportConfig(n=32, classes=("dense", "sparse"), truncation=0.7),
                            out=OUT / "synthetic", stores=stores, labels=labels, overwrite=True, device="cpu")
     print(f"synthetic: {syn}  (32 PNGs per class, synthetic.csv with seeds and latents)")
+    if len(stores) > 1:  # the first slide normalised to the second's stains (Macenko, Vahadane, Reinhard)
+        from stain_figure import main as stain_strip
+
+        stain_strip(["--a", str(stores[0]), "--b", str(stores[1]), "--out", str(OUT / "figures" / "stain_strip.png")])
     return 0
 
 

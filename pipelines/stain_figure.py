@@ -2,7 +2,7 @@
 
     python pipelines/stain_figure.py --a out/translate/tiles/CMU-1-Small-Region.zarr \
         --b out/translate/tiles/TCGA-CR-7395-01A-01-TS1.zarr \
-        [--translated out/translate/cmu-as-tcga/CMU-1-Small-Region.zarr] --out docs/stain_strip.png
+        [--translated out/translate/cmu-as-tcga/CMU-1-Small-Region.zarr] --out docs/stain_strip.jpg
 
 Rows: 8 patches of domain A (spread over its nuclei density), the same patches normalised to
 domain B by Macenko, Vahadane and Reinhard (each fitted once to a 4 x 4 montage of 16 B patches),
@@ -61,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     names.append("B: " + b.slide_id)
     fig = grid(np.stack(rows), row_labels=names, title="stain normalisation and translation, 0.5 um/px")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(args.out, dpi=110, bbox_inches="tight")
+    jpeg = args.out.suffix.lower() in (".jpg", ".jpeg")
+    fig.savefig(args.out, dpi=110, bbox_inches="tight", pil_kwargs={"quality": 85} if jpeg else None)
     print(f"wrote {args.out}")
     return 0
 
