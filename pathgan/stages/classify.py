@@ -39,7 +39,7 @@ from pathgan.downstream import (
 )
 from pathgan.downstream._classify import json_safe
 from pathgan.errors import ConfigError
-from pathgan.stages.train import expand_stores
+from pathgan.store import expand_stores
 
 __all__ = ["OUTPUT_FILES", "classify"]
 

@@ -20,11 +20,11 @@ import numpy as np
 from pathgan import __version__
 from pathgan.errors import ConfigError, ShapeError
 from pathgan.stages._tile_tasks import describe_error
-from pathgan.stages.train import expand_stores
 from pathgan.store import (
     LatentWriter,
     PatchStore,
     check_run_id,
+    expand_stores,
     open_latents_for_write,
     read_store_attrs,
 )

@@ -34,7 +34,7 @@ __all__ = ["ENCODER_DIR", "train_encoder"]
 
 def _store_paths(saved: dict[str, Any], stores: list[Path] | None) -> list[Path]:
     """``stores`` (expanded), else the run's own stores that still exist."""
-    from pathgan.stages.train import expand_stores
+    from pathgan.store import expand_stores
 
     return expand_stores(stores) if stores else [Path(p) for p in saved.get("stores", []) if Path(p).exists()]
 

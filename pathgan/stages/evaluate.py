@@ -43,7 +43,7 @@ def evaluate_run(
         extract_features,
     )
     from pathgan.models import map_any_class, render
-    from pathgan.stages.train import expand_stores
+    from pathgan.store import expand_stores
 
     cfg, model_cfg, saved = load_run_config(run_dir)
     modules, _, ckpt_path = load_generator(run_dir, device, model_cfg=model_cfg)

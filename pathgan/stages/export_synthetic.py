@@ -134,8 +134,7 @@ def export_synthetic(
     from tqdm.auto import tqdm
 
     from pathgan.latents import LatentModel
-    from pathgan.stages.train import expand_stores
-    from pathgan.store import WHITE_LEVEL, SyntheticStoreWriter
+    from pathgan.store import WHITE_LEVEL, SyntheticStoreWriter, expand_stores
     from pathgan.tissue import blur_scores, white_fractions
     from pathgan.train._load import load_run_config
 

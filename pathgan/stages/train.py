@@ -9,31 +9,10 @@ from typing import Any
 
 from pathgan.config import TrainConfig
 from pathgan.errors import ConfigError
+from pathgan.store import expand_stores
 from pathgan.train._load import load_run_config
 
 __all__ = ["expand_stores", "load_run_config", "train_latent"]
-
-
-def expand_stores(paths: list[Path]) -> list[Path]:
-    """Store paths from a mix of ``*.zarr`` stores and folders holding them (sorted, unique).
-
-    Raises
-    ------
-    ConfigError
-        A path does not exist or a folder holds no store.
-    """
-    out: list[Path] = []
-    for p in paths:
-        if not p.exists():
-            raise ConfigError(f"--stores {p}: does not exist")
-        if p.suffix == ".zarr":
-            out.append(p)
-            continue
-        found = sorted(q for q in p.glob("*.zarr") if q.is_dir())
-        if not found:
-            raise ConfigError(f"--stores {p}: no <slide_id>.zarr stores in this folder (run pathgan tile first)")
-        out.extend(found)
-    return sorted(dict.fromkeys(out))
 
 
 def _distributed() -> tuple[int, int]:

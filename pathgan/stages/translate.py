@@ -19,12 +19,12 @@ from typing import Any, Literal, get_args
 
 from pathgan.config import TranslateConfig
 from pathgan.errors import ConfigError, PathganError
+from pathgan.store import expand_stores
 
 __all__ = [
     "DOMAINS",
     "Direction",
     "evaluate_translated",
-    "expand_domain",
     "load_translate_run",
     "load_translator",
     "train_translate",
@@ -34,31 +34,6 @@ __all__ = [
 
 Direction = Literal["a2b", "b2a"]
 DOMAINS = ("a", "b")
-
-
-def expand_domain(paths: list[Path], option: str) -> list[Path]:
-    """Store paths from a mix of ``*.zarr`` stores and folders of them (sorted, unique).
-
-    Raises
-    ------
-    ConfigError
-        No path given, a path does not exist, or a folder holds no ``<slide_id>.zarr`` store; the
-        message names ``option`` (e.g. ``--a``) and the path.
-    """
-    if not paths:
-        raise ConfigError(f"{option}: no stores given; expected <slide_id>.zarr patch stores or folders of them")
-    out: list[Path] = []
-    for p in map(Path, paths):
-        if not p.exists():
-            raise ConfigError(f"{option} {p}: does not exist; expected a <slide_id>.zarr patch store or a folder of them")
-        if p.suffix == ".zarr":
-            out.append(p)
-            continue
-        found = sorted(q for q in p.glob("*.zarr") if q.is_dir())
-        if not found:
-            raise ConfigError(f"{option} {p}: no <slide_id>.zarr stores in this folder (run pathgan tile first)")
-        out.extend(found)
-    return sorted(dict.fromkeys(out))
 
 
 def _open_domain(paths: list[Path], option: str, crop_px: int) -> list[Any]:
@@ -150,7 +125,7 @@ def train_translate(
             cfg = replace(cfg, steps=steps_override)
         a_stores = a_stores or [Path(p) for p in saved.get("stores", {}).get("a", [])]
         b_stores = b_stores or [Path(p) for p in saved.get("stores", {}).get("b", [])]
-    paths = {"a": expand_domain(list(a_stores), "--a"), "b": expand_domain(list(b_stores), "--b")}
+    paths = {"a": expand_stores(a_stores, "--a"), "b": expand_stores(b_stores, "--b")}
     both = sorted({p.resolve() for p in paths["a"]} & {p.resolve() for p in paths["b"]})
     if both:
         raise ConfigError(f"--a and --b share store(s) {[str(p) for p in both]}; the two domains must be disjoint")
@@ -311,7 +286,7 @@ def translate_stores(
     from pathgan.tissue import blur_scores, white_fractions
     from pathgan.train.translate import translate_images
 
-    paths = expand_domain(list(stores), "STORES")
+    paths = expand_stores(stores, "STORES")
     gen, info = load_translator(run_dir, direction, device)
     opened = [PatchStore(p) for p in paths]
     out = Path(out)
@@ -418,7 +393,7 @@ def evaluate_translated(rows: list[dict[str, Any]], targets: list[Path], *, n: i
     from pathgan.store import PatchStore
     from pathgan.train._run import atomic_write_bytes
 
-    target_paths = expand_domain(list(targets), "--against")
+    target_paths = expand_stores(targets, "--against")
     src, where = _sample([Path(r["store"]) for r in rows], n)
     translated = [PatchStore(Path(r["out"])) for r in rows]
     fake = np.concatenate([translated[k].read(idx) for k, idx in where]) if where else src
