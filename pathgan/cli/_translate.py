@@ -13,7 +13,7 @@ from pathgan.errors import PathganError
 __all__: list[str] = []
 
 
-@main.command("train-translate")
+@main.command("train-translate", short_help="Train a CycleGAN (Zhu et al. 2017) translating stain/site A <-> B.")
 @click.option("--a", "a_stores", multiple=True, type=click.Path(path_type=Path),
               help="Domain A: patch stores (<slide_id>.zarr) or folders of them; repeatable.")
 @click.option("--b", "b_stores", multiple=True, type=click.Path(path_type=Path),
