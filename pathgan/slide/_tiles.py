@@ -13,7 +13,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
+import imagecodecs
 import numpy as np
+import simplejpeg
+import tifffile
 
 __all__ = ["TiffTileSource", "find_tiff_level", "scaled_decode_support"]
 
@@ -24,8 +27,6 @@ _PHOTOMETRIC_YCBCR = 6
 
 def find_tiff_level(path: Path, size_wh: tuple[int, int]) -> int | None:
     """Index of the tiled TIFF page whose image is ``size_wh``, or None (not a TIFF, not tiled)."""
-    import tifffile
-
     try:
         with tifffile.TiffFile(path) as tf:
             for index, page in enumerate(tf.pages):
@@ -65,8 +66,6 @@ class TiffTileSource:
     """
 
     def __init__(self, path: Path, page_index: int) -> None:
-        import tifffile
-
         self.path = Path(path)
         with tifffile.TiffFile(self.path) as tf:
             page: Any = tf.pages[page_index]
@@ -84,6 +83,7 @@ class TiffTileSource:
         self.tiles_x = -(-self.width // self.tile_w)
         self.tiles_y = -(-self.height // self.tile_h)
         self._fd = os.open(self.path, os.O_RDONLY)
+        self._scaled_prefix: bytes | None = None
         self.tiles_decoded = 0
 
     def supports_scale(self, scale: int) -> bool:
@@ -112,14 +112,15 @@ class TiffTileSource:
         return [(tx, ty) for ty in range(y0 // th, (y1 - 1) // th + 1) for tx in range(x0 // tw, (x1 - 1) // tw + 1)]
 
     def read_rect(self, x0: int, y0: int, x1: int, y1: int, scale: int = 1,
-                  fetch: Callable[[int, int], np.ndarray] | None = None) -> np.ndarray:
+                  fetch: Callable[[int, int], np.ndarray] | None = None, out: np.ndarray | None = None) -> np.ndarray:
         """Pixels ``[y0:y1, x0:x1]`` of the level decoded at ``1/scale`` (coordinates in that frame).
 
         Each overlapped tile is obtained once, from ``fetch(tx, ty)`` when given (a caller's cache)
-        or decoded here.
+        or decoded here. ``out`` (``(y1 - y0, x1 - x0, 3)`` uint8) receives the pixels when given.
         """
         tw, th = self.tile_w // scale, self.tile_h // scale
-        out = np.empty((y1 - y0, x1 - x0, 3), np.uint8)
+        if out is None:
+            out = np.empty((y1 - y0, x1 - x0, 3), np.uint8)
         for tx, ty in self.tiles_in_rect(x0, y0, x1, y1, scale):
             tile = fetch(tx, ty) if fetch is not None else self.decode(tx, ty, scale)
             cx0, cy0 = max(x0, tx * tw), max(y0, ty * th)
@@ -152,18 +153,14 @@ class TiffTileSource:
         # The JPEG colour space must come from the TIFF photometric tag: classic Aperio tiles are
         # RGB-coded with no Adobe marker, and decoders that guess read them as YCbCr (wrong colours).
         if scale == 1:
-            import imagecodecs
-
             cs = "RGB" if self.photometric == _PHOTOMETRIC_RGB else "YCBCR"
             return imagecodecs.jpeg8_decode(data, tables=self._tables, colorspace=cs, outcolorspace="RGB")
-        return _scaled_decode(_with_tables(data, self._tables), scale, self.photometric == _PHOTOMETRIC_RGB)
-
-
-def _with_tables(data: bytes, tables: bytes | None) -> bytes:
-    """Splice abbreviated-format TIFF JPEG tables into a tile to make a standalone JPEG stream."""
-    if not tables:
-        return data
-    return tables[:-2] + data[2:]  # tables = SOI ... EOI; tile = SOI ... EOI
+        if self._scaled_prefix is None:
+            # SOI, an Adobe marker stating the colour transform, then the shared tables (SOI ... EOI
+            # in abbreviated-format TIFF JPEG) without their own SOI and EOI.
+            marker = _ADOBE_RGB if self.photometric == _PHOTOMETRIC_RGB else _ADOBE_YCBCR
+            self._scaled_prefix = b"\xff\xd8" + marker + (self._tables[2:-2] if self._tables else b"")
+        return _scaled_decode(self._scaled_prefix, data, scale, (self.tile_h // scale, self.tile_w // scale))
 
 
 def _adobe_marker(transform: int) -> bytes:
@@ -175,18 +172,16 @@ _ADOBE_RGB = _adobe_marker(0)
 _ADOBE_YCBCR = _adobe_marker(1)
 
 
-def _scaled_decode(stream: bytes, scale: int, rgb_coded: bool) -> np.ndarray:
+def _scaled_decode(prefix: bytes, data: bytes, scale: int, shape_hw: tuple[int, int]) -> np.ndarray:
     """libjpeg-turbo DCT-scaled decode (1/2, 1/4, 1/8) through simplejpeg.
 
     imagecodecs exposes no scaling; simplejpeg does, with less per-call overhead than Pillow
-    (290 vs 370 us per 256-px tile here). An Adobe marker spliced after SOI states the colour
-    transform, so the decoder never has to guess it.
+    (290 vs 370 us per 256-px tile here). ``prefix`` (SOI, an Adobe marker, the TIFF's JPEG
+    tables) replaces the tile's own SOI: the marker states the colour transform, so the decoder
+    never has to guess it. ``shape_hw`` is the expected output size (the TIFF tile size / scale).
     """
-    import simplejpeg
-
-    marked = stream[:2] + (_ADOBE_RGB if rgb_coded else _ADOBE_YCBCR) + stream[2:]
-    h, w = simplejpeg.decode_jpeg_header(marked)[:2]
-    arr = simplejpeg.decode_jpeg(marked, colorspace="RGB", min_height=h // scale, min_width=w // scale)
-    if arr.shape[:2] != (h // scale, w // scale):
-        raise ValueError(f"libjpeg scaled decode gave {arr.shape[:2]}, expected {(h // scale, w // scale)}")
+    arr = simplejpeg.decode_jpeg(b"".join((prefix, memoryview(data)[2:])), colorspace="RGB",
+                                 min_height=shape_hw[0], min_width=shape_hw[1])
+    if arr.shape[:2] != shape_hw:
+        raise ValueError(f"libjpeg scaled decode gave {arr.shape[:2]}, expected {shape_hw} (1/{scale} scale)")
     return arr

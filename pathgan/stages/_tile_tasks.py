@@ -10,6 +10,7 @@ import functools
 import hashlib
 import json
 import os
+import shutil
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -18,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import zarr
 
 from pathgan import __version__
+from pathgan._threads import run_beside
 from pathgan.config import TileConfig, to_dict
 from pathgan.errors import PathganError
 from pathgan.manifest import SlideEntry
@@ -34,11 +35,12 @@ from pathgan.slide import (
 )
 from pathgan.store import (
     WHITE_LEVEL,
-    create_store,
+    ShardWriter,
+    create_patch_arrays,
     finalize_store,
     temp_path_for,
     write_clam_h5,
-    write_shard,
+    write_slide_arrays,
 )
 from pathgan.tiling import PatchGeometry, grid_coords, locality_order, plan_geometry, shard_ranges
 from pathgan.tissue import (
@@ -61,6 +63,7 @@ __all__ = [
 ]
 
 _HASH_BYTES = 1 << 20
+_STAGING = "_staging"  # inside a temporary store: the plan's thumbnail and masks, raw, for the preview task
 _PREVIEW_MIN_PX = 768
 
 
@@ -88,11 +91,12 @@ def comparable_config(cfg: TileConfig, entry: SlideEntry) -> dict[str, Any]:
 
 
 def _write_png(path: Path, rgb: np.ndarray) -> None:
-    from PIL import Image
+    import imagecodecs
 
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".partial.png")
-    Image.fromarray(rgb).save(tmp)
+    # libpng at zlib level 1, run-length strategy, "sub" filter: 4x faster than Pillow's defaults.
+    tmp.write_bytes(imagecodecs.png_encode(np.ascontiguousarray(rgb), level=1, strategy=3, filter=16))
     os.replace(tmp, path)
 
 
@@ -123,31 +127,31 @@ def plan_slide(entry: SlideEntry, out_dir: str, cfg: TileConfig, stain: dict[str
         backend = reader.backend
     finally:
         reader.close()
+    # The slide-level arrays (thumbnail, masks, coords, fractions) are written into the store by
+    # the preview task, beside the shards, from images staged raw here: every shard waits for
+    # this task, and compressing them into Zarr took a fifth of it. The thumbnail is staged on a
+    # second thread while the masks are computed.
+    final = Path(out_dir) / f"{entry.slide_id}.zarr"
+    tmp = temp_path_for(final)
+    staging = tmp / _STAGING
+    staging.mkdir(parents=True)
+    staged = run_beside(np.save, staging / "thumbnail.npy", thumb)
     tissue, pen = tissue_and_pen(thumb, float(np.mean(thumb_mpp)), cfg.tissue)
     coords = grid_coords(geom.dimensions, pgeom.footprint0, pgeom.stride0)
     scale_xy = (thumb_mpp[0] / geom.mpp[0], thumb_mpp[1] / geom.mpp[1])  # level-0 px per thumbnail px
+    pen_fraction = run_beside(region_fractions, pen, scale_xy, coords, pgeom.footprint0)
     tissue_frac = region_fractions(tissue, scale_xy, coords, pgeom.footprint0)
-    pen_frac = region_fractions(pen, scale_xy, coords, pgeom.footprint0)
+    pen_frac = pen_fraction.result()
     keep = (tissue_frac >= cfg.min_tissue_fraction) & (pen_frac <= cfg.max_pen_fraction)
     order = locality_order(coords[keep], block0=8 * max(pgeom.stride0))
     coords, tissue_frac, pen_frac = coords[keep][order], tissue_frac[keep][order], pen_frac[keep][order]
 
-    out = Path(out_dir)
-    final = out / f"{entry.slide_id}.zarr"
-    tmp = temp_path_for(final)
-    create_store(
-        tmp,
-        coords_xy=coords,
-        tissue_fraction=tissue_frac,
-        pen_fraction=pen_frac,
-        patch_px=cfg.patch_px,
-        patches_per_shard=cfg.patches_per_shard,
-        codec=cfg.codec,
-        jpeg_quality=cfg.jpeg_quality,
-        thumbnail=thumb,
-        tissue_mask=tissue,
-        pen_mask=pen,
-    )
+    # Only the arrays the shard tasks write into are created here.
+    create_patch_arrays(tmp, n=len(coords), patch_px=cfg.patch_px, patches_per_shard=cfg.patches_per_shard,
+                        codec=cfg.codec, jpeg_quality=cfg.jpeg_quality, overwrite=False)
+    for name, image in (("tissue", tissue), ("pen", pen)):
+        np.save(staging / f"{name}.npy", image)
+    staged.result()
     attrs = {
         "slide_id": entry.slide_id,
         "label": entry.label,
@@ -184,6 +188,8 @@ def plan_slide(entry: SlideEntry, out_dir: str, cfg: TileConfig, stain: dict[str
         "backend": cfg.backend,
         "geometry": asdict(pgeom),
         "coords": coords,
+        "tissue_fraction": tissue_frac,
+        "pen_fraction": pen_frac,
         "shards": shard_ranges(len(coords), cfg.patches_per_shard),
         "attrs": attrs,
         "plan_seconds": time.perf_counter() - t0,
@@ -214,6 +220,11 @@ def _normaliser(params_json: str) -> Any:
     return normaliser_from_params(json.loads(params_json))
 
 
+# Patches are read, scored and encoded in batches of this many while they are in the CPU cache
+# (8 patches of 256 px are 1.5 MB: QC ran 20 % slower on batches of 16).
+_BATCH = 8
+
+
 def extract_shard(path: str, backend: str, geometry: dict[str, Any], tmp: str, start: int, coords: np.ndarray,
                   stain: dict[str, Any] | None = None) -> dict[str, Any]:
     """Read, score and write the patches of one shard; returns counts for the progress bar.
@@ -224,29 +235,38 @@ def extract_shard(path: str, backend: str, geometry: dict[str, Any], tmp: str, s
     geom = PatchGeometry(**{k: tuple(v) if isinstance(v, list) else v for k, v in geometry.items()})  # type: ignore[arg-type]
     reader = _reader(path, backend, geom)
     decoded_before = reader.tiles_decoded
-    patches = reader.read(coords)
-    blur = blur_scores(patches)
-    white = white_fractions(patches, WHITE_LEVEL)
-    if stain is not None and len(patches):
-        patches = _normaliser(json.dumps(stain["params"], sort_keys=True)).transform(patches)
-    write_shard(Path(tmp), start, patches, blur, white)
-    return {"n": len(coords), "tiles_decoded": reader.tiles_decoded - decoded_before}
+    n = len(coords)
+    blur, white = np.zeros(n, np.float32), np.zeros(n, np.float32)
+    writer = ShardWriter(Path(tmp), start, n)
+    normaliser = _normaliser(json.dumps(stain["params"], sort_keys=True)) if stain is not None else None
+    for first, patches in reader.iter_read(coords, _BATCH):
+        blur[first : first + len(patches)] = blur_scores(patches)
+        white[first : first + len(patches)] = white_fractions(patches, WHITE_LEVEL)
+        writer.add(normaliser.transform(patches) if normaliser is not None else patches)
+    writer.finish(blur, white)
+    return {"n": n, "tiles_decoded": reader.tiles_decoded - decoded_before}
 
 
-def write_preview(plan: dict[str, Any]) -> None:
-    """Thumbnail with tissue contour, pen ink and the kept grid, as ``previews/<slide_id>.png``.
+def write_preview(plan: dict[str, Any], patches_per_shard: int) -> None:
+    """Write the slide-level arrays of the temporary store (coords, fractions, thumbnail, masks)
+    from what the plan staged, then draw the thumbnail with tissue contour, pen ink and the kept
+    grid as ``previews/<slide_id>.png``.
 
     A task of its own, run beside the shard tasks rather than before or after them.
     """
-    grp = zarr.open_group(plan["tmp"], mode="r")
-    thumb, tissue, pen = (np.asarray(grp[k][:]) for k in ("thumbnail", "masks/tissue", "masks/pen"))  # type: ignore[index]
+    staging = Path(plan["tmp"]) / _STAGING
+    thumb, tissue, pen = (np.load(staging / f"{name}.npy") for name in ("thumbnail", "tissue", "pen"))
+    write_slide_arrays(Path(plan["tmp"]), coords_xy=plan["coords"], tissue_fraction=plan["tissue_fraction"],
+                       pen_fraction=plan["pen_fraction"], patches_per_shard=patches_per_shard, thumbnail=thumb,
+                       tissue_mask=tissue, pen_mask=pen)
+    shutil.rmtree(staging)
     attrs = plan["attrs"]
     scale_xy = np.array([m / m0 for m, m0 in zip(attrs["thumbnail_mpp"], attrs["source"]["mpp"], strict=True)])
     coords = plan["coords"]
     # Small slides give tiny thumbnails: enlarge the preview (nearest) so the grid stays legible.
     up = max(1, -(-_PREVIEW_MIN_PX // max(thumb.shape[:2])))
     boxes = np.concatenate([coords, coords + np.asarray(attrs["footprint0"])], axis=1) / np.tile(scale_xy, 2) * up
-    big = [np.repeat(np.repeat(a, up, axis=0), up, axis=1) for a in (thumb, tissue, pen)]
+    big = [np.repeat(np.repeat(a, up, axis=0), up, axis=1) if up > 1 else a for a in (thumb, tissue, pen)]
     out = Path(plan["final"]).parent
     _write_png(out / "previews" / f"{plan['slide_id']}.png", render_preview(big[0], big[1], big[2], boxes))
 

@@ -237,7 +237,7 @@ def tile_slides(
             slide.plan = result
             bar_patches.total += len(result["coords"])
             bar_patches.refresh()
-            submit("preview", sid, write_preview, result)
+            submit("preview", sid, write_preview, result, cfg.patches_per_shard)
             for start, stop in result["shards"]:
                 submit("shard", sid, extract_shard, result["path"], result["backend"], result["geometry"],
                        result["tmp"], start, result["coords"][start:stop], stain)

@@ -15,11 +15,14 @@ from pathgan.store._reader import PatchStore, read_store_attrs
 from pathgan.store._schema import LABELS, LATENTS, SCHEMA_VERSION, WHITE_LEVEL
 from pathgan.store._synthetic import SYNTHETIC_SLIDE_ID, SyntheticStoreWriter
 from pathgan.store._writer import (
+    ShardWriter,
+    create_patch_arrays,
     create_store,
     finalize_store,
     partial_stores,
     temp_path_for,
     write_shard,
+    write_slide_arrays,
 )
 
 __all__ = [
@@ -32,8 +35,10 @@ __all__ = [
     "JpegCodec",
     "LatentWriter",
     "PatchStore",
+    "ShardWriter",
     "SyntheticStoreWriter",
     "check_run_id",
+    "create_patch_arrays",
     "create_store",
     "expand_stores",
     "finalize_store",
@@ -46,4 +51,5 @@ __all__ = [
     "temp_path_for",
     "write_clam_h5",
     "write_shard",
+    "write_slide_arrays",
 ]

@@ -29,8 +29,9 @@ CODEC_NAME = "imagecodecs_jpeg"
 class JpegCodec(ArrayBytesCodec):
     """Baseline JPEG (libjpeg-turbo via imagecodecs) for uint8 chunks of shape ``(..., H, W, 3)``.
 
-    Leading chunk dimensions must be 1 (one image per chunk). RGB is encoded as YCbCr 4:4:4 with
-    standard JFIF markers, so any JPEG decoder reads the colours right.
+    Leading chunk dimensions must be 1 (one image per chunk). RGB is encoded as YCbCr with
+    libjpeg's default 4:2:0 chroma subsampling and standard JFIF markers, so any JPEG decoder
+    reads the colours right.
     """
 
     is_fixed_size = False
@@ -59,11 +60,15 @@ class JpegCodec(ArrayBytesCodec):
         arr = np.asarray(img, dtype=np.uint8).reshape(tuple(int(d) for d in chunk_spec.shape))
         return chunk_spec.prototype.nd_buffer.from_ndarray_like(arr)  # type: ignore[arg-type]
 
+    def encode_image(self, img: np.ndarray) -> bytes:
+        """One chunk's bytes: the JPEG of an ``(H, W, 3)`` uint8 image (also used by the shard
+        writer in :mod:`pathgan.store._writer`, so both paths give the same bytes)."""
+        return bytes(imagecodecs.jpeg8_encode(np.ascontiguousarray(img), level=self.level))
+
     async def _encode_single(self, chunk_array: NDBuffer, chunk_spec: ArraySpec) -> Buffer | None:
         arr = np.asarray(chunk_array.as_ndarray_like(), dtype=np.uint8)
         img = arr.reshape(arr.shape[-3:]) if arr.ndim > 3 else arr
-        encoded = imagecodecs.jpeg8_encode(np.ascontiguousarray(img), level=self.level)
-        return chunk_spec.prototype.buffer.from_bytes(bytes(encoded))
+        return chunk_spec.prototype.buffer.from_bytes(self.encode_image(img))
 
     def compute_encoded_size(self, input_byte_length: int, _chunk_spec: ArraySpec) -> int:
         raise NotImplementedError("JPEG output size is data dependent")

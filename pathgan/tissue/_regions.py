@@ -46,13 +46,9 @@ def region_fractions(
     n = coords.shape[0]
     if n == 0:
         return np.zeros(0, dtype=np.float32)
-    rows, cols = m.shape
     if not m.any():  # e.g. the pen mask of a clean slide: skip the table
         return np.zeros(n, dtype=np.float32)
-    # sat[i, j] = number of True pixels in m[:i, :j]; int32 counts are exact for masks below
-    # 2**31 pixels (a thumbnail is ~10**7) and the cumsum is twice as fast as in float64.
-    sat = np.zeros((rows + 1, cols + 1), dtype=np.int32)
-    np.cumsum(np.cumsum(m, axis=0, dtype=np.int32), axis=1, out=sat[1:, 1:])
+    sat = _summed_area_table(m)
 
     x0 = coords[:, 0] / sx
     y0 = coords[:, 1] / sy
@@ -63,6 +59,20 @@ def region_fractions(
     )
     area = (w / sx) * (h / sy)
     return np.clip(inside / area, 0.0, 1.0).astype(np.float32)
+
+
+def _summed_area_table(m: np.ndarray) -> np.ndarray:
+    """``sat[i, j]`` = number of True pixels in ``m[:i, :j]`` (int32: exact below 2**31 pixels; a
+    thumbnail is ~10**7). Rows are accumulated in place one after another: numpy's cumsum along
+    axis 0 walks the array column by column and took 5x longer on a 3-Mpixel thumbnail."""
+    rows, cols = m.shape
+    sat = np.zeros((rows + 1, cols + 1), dtype=np.int32)
+    body = sat[1:, 1:]
+    body[...] = m
+    np.cumsum(body, axis=1, out=body)
+    for i in range(2, rows + 1):
+        np.add(sat[i], sat[i - 1], out=sat[i])
+    return sat
 
 
 def _sample(sat: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:

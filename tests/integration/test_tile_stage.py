@@ -195,7 +195,7 @@ def test_kill9_then_resume_equals_uninterrupted(tmp_path, synth_dir, tissue_slid
     while not (list(out.glob("*.partial-*")) and list(out.glob("*.zarr"))) and time.time() < deadline:
         if proc.poll() is not None:
             break
-        time.sleep(0.05)
+        time.sleep(0.005)  # the window with some stores complete and others partial can be short
     complete_at_kill = len(list(out.glob("*.zarr")))
     partial_at_kill = len(list(out.glob("*.partial-*")))
     os.killpg(proc.pid, signal.SIGKILL)  # the driver and its worker processes, mid-run

@@ -107,6 +107,12 @@ def test_patch_reader_matches_reference_and_decodes_once(tissue_slide, target_mp
     assert np.abs(got[::7].astype(int) - ref).max() <= 1  # same resampler: rounding only
     lanczos = _reference(reader, coords[::7], g1, reducing_gap=None)
     assert np.abs(got[::7].astype(float) - lanczos).mean() < 2.0  # box-then-LANCZOS ~ pure LANCZOS
+    # in batches (as the shard tasks read): the same patches, and still each tile decoded once
+    batched = PatchReader(path, "auto", g1)
+    parts = list(batched.iter_read(coords, 5))
+    assert [start for start, _ in parts] == list(range(0, len(coords), 5))
+    np.testing.assert_array_equal(np.concatenate([p for _, p in parts]), got)
+    assert batched.tiles_decoded == span_x * span_y
 
 
 def test_scaled_decode_close_to_full_decode(tissue_slide) -> None:

@@ -125,3 +125,44 @@ def test_clam_h5(tmp_path: Path) -> None:
         assert d.attrs["patch_size"] == 512 and d.attrs["patch_level"] == 0
         assert list(d.attrs["level_dim"]) == [2048, 1024] and d.attrs["name"] == "s"
         assert d.attrs["target_mpp"] == 0.5
+
+
+@pytest.mark.parametrize("n", [8, 10, 3])
+def test_direct_jpeg_shards_equal_zarr_written_shards(tmp_path: Path, n: int) -> None:
+    """write_shard assembles JPEG shards and QC chunks itself (no per-chunk zarr pipeline): the
+    files must be byte-identical to what zarr writes, full and partial last shards alike."""
+    from pathgan.store._writer import _jpeg_shard_codec
+
+    patches = _smooth_patches(n, 64, seed=3)
+    blur = np.linspace(0.001, 0.01, n).astype(np.float32)
+    white = np.linspace(0.0, 1.0, n).astype(np.float32)
+    stores = []
+    for direct in (True, False):
+        path = tmp_path / f"d{direct}.zarr"
+        create_store(path, coords_xy=np.zeros((n, 2), np.int64), tissue_fraction=np.ones(n), pen_fraction=np.zeros(n),
+                     patch_px=64, patches_per_shard=4, codec="jpeg", jpeg_quality=85,
+                     thumbnail=np.zeros((5, 6, 3), np.uint8), tissue_mask=np.ones((5, 6), bool),
+                     pen_mask=np.zeros((5, 6), bool))
+        assert _jpeg_shard_codec(zarr.open_group(path, mode="r")["patches"]) is not None  # type: ignore[arg-type]
+        for start in range(0, n, 4):
+            chunk = patches[start : start + 4]
+            stop = start + len(chunk)
+            if direct:
+                write_shard(path, start, chunk, blur[start:stop], white[start:stop])
+            else:
+                grp = zarr.open_group(path, mode="r+")
+                with zarr.config.set({"array.write_empty_chunks": True}):
+                    grp["patches"][start:stop] = chunk  # type: ignore[index]
+                grp["qc/blur"][start:stop] = blur[start:stop]  # type: ignore[index]
+                grp["qc/white_fraction"][start:stop] = white[start:stop]  # type: ignore[index]
+        stores.append(path)
+    files = sorted(p.relative_to(stores[0]) for name in ("patches", "qc/blur", "qc/white_fraction")
+                   for p in (stores[0] / name / "c").rglob("*") if p.is_file())
+    assert len(files) == 3 * -(-n // 4)
+    for rel in files:
+        assert (stores[0] / rel).read_bytes() == (stores[1] / rel).read_bytes(), rel
+    grp = zarr.open_group(stores[0], mode="r")
+    got = np.asarray(grp["patches"][:])  # type: ignore[index]
+    assert got.shape == patches.shape and np.abs(got.astype(int) - patches).mean() < 8  # JPEG q85, 4:2:0
+    np.testing.assert_array_equal(grp["qc/blur"][:], blur)  # type: ignore[index]
+    np.testing.assert_array_equal(grp["qc/white_fraction"][:], white)  # type: ignore[index]

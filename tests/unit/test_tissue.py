@@ -319,3 +319,105 @@ def test_render_preview_draws_contour_pen_and_boxes() -> None:
     render_preview(img, tissue, pen, np.array([[-10, -10, 5, 5], [100, 100, 120, 120]]))
     with pytest.raises(ValueError):
         render_preview(img, tissue[:10], pen, np.zeros((0, 4)))
+
+
+# ---------------------------------------------------------------- fast paths equal the reference ones
+
+
+def _random_masks(rng: np.random.Generator, n: int) -> list[np.ndarray]:
+    out = []
+    for _ in range(n):
+        h, w = rng.integers(1, 45, 2)
+        m = rng.random((h, w)) < rng.uniform(0.05, 0.95)
+        out.append(ndi.binary_dilation(m, iterations=int(rng.integers(0, 2))) if m.size > 1 else m)
+    return out
+
+
+def test_morphology_equals_scipy() -> None:
+    from skimage.morphology import disk as sk_disk
+
+    from pathgan.tissue import _morph
+
+    rng = np.random.default_rng(0)
+    structures = [sk_disk(r).astype(bool) for r in (1, 2, 3, 5)] + [np.ones((3, 3), bool)]
+    for m in _random_masks(rng, 120):
+        for fp in structures:
+            for border in (0, 1):
+                np.testing.assert_array_equal(_morph.erode(m, fp, border), ndi.binary_erosion(m, fp, border_value=border))
+            np.testing.assert_array_equal(_morph.dilate(m, fp), ndi.binary_dilation(m, fp))
+            np.testing.assert_array_equal(_morph.open_(m, fp), ndi.binary_opening(m, fp))
+            np.testing.assert_array_equal(_morph.close(m, fp), ndi.binary_closing(m, fp, border_value=0))
+        np.testing.assert_array_equal(_morph.open_2x2(m), ndi.binary_opening(m, np.ones((2, 2), bool)))
+        np.testing.assert_array_equal(_morph.fill_holes(m), ndi.binary_fill_holes(m))
+
+
+def test_uint8_rule_tables_and_statistics_equal_the_float_path() -> None:
+    """The LUT rule matching, level-histogram percentile and Otsu, bounding-box component filter
+    and preview contour give exactly what the straightforward float/scipy/skimage code gives."""
+    from skimage.segmentation import find_boundaries
+
+    from pathgan.tissue._color import HSVImage, hsv_valid
+    from pathgan.tissue._mask import (
+        _drop_small_by_count,
+        _drop_small_components,
+        _image_score,
+        _otsu,
+        _otsu_of_levels,
+        tissue_score,
+    )
+    from pathgan.tissue._pen import _EDGE_RULES, _HALO_RULES, _SEED_RULES, _match, match_rules
+    from pathgan.tissue._preview import _inner_boundary
+
+    rng = np.random.default_rng(1)
+    img_rgb, _, _ = _slide()
+    images = [img_rgb.astype(np.uint8)] + [rng.integers(0, 256, (int(h), int(w), 3), dtype=np.uint8)
+                                           for h, w in rng.integers(2, 60, (30, 2))]
+    for rgb in images:
+        img = HSVImage(rgb)
+        hsv, _ = hsv_valid(rgb)
+        for rules in (_SEED_RULES, _HALO_RULES, _EDGE_RULES):
+            np.testing.assert_array_equal(match_rules(img, rules), _match(hsv, rules))
+        score, glass = _image_score(img)
+        np.testing.assert_array_equal(score, tissue_score(hsv))
+        keep = rng.random(score.shape) < 0.7
+        assert _otsu_of_levels(img, keep, glass) == _otsu(score[keep])
+    for m in _random_masks(rng, 80):
+        for min_px in (0, 2, 7, 40):
+            labels, _ = ndi.label(m, structure=np.ones((3, 3), bool))
+            expected = m if min_px <= 1 or not m.any() else _drop_small_by_count(labels, min_px)
+            np.testing.assert_array_equal(_drop_small_components(m, min_px), expected)
+        np.testing.assert_array_equal(_inner_boundary(m), find_boundaries(m, mode="inner"))
+
+
+def test_blur_scores_of_uint8_equal_float_reference() -> None:
+    rng = np.random.default_rng(4)
+    patches = rng.integers(0, 256, (20, 38, 44, 3), dtype=np.uint8)
+    g = patches[..., 1].astype(np.float64)
+    small = (g[:, 0::2, 0::2] + g[:, 1::2, 0::2] + g[:, 0::2, 1::2] + g[:, 1::2, 1::2]) / (4 * 255)
+    lap = small[:, :-2, 1:-1] + small[:, 2:, 1:-1] + small[:, 1:-1, :-2] + small[:, 1:-1, 2:] - 4 * small[:, 1:-1, 1:-1]
+    np.testing.assert_allclose(blur_scores(patches), lap.reshape(20, -1).var(axis=1), rtol=1e-6)
+
+
+def test_white_fractions_equal_reference() -> None:
+    from pathgan.tissue import white_fractions
+
+    rng = np.random.default_rng(5)
+    for shape in ((9, 64, 64, 3), (40, 33, 30, 3), (3, 7, 5, 3)):
+        patches = rng.integers(180, 256, shape, dtype=np.uint8)
+        for step in (1, 2, 3):
+            q = patches[:, ::step, ::step]
+            ref = ((q > 215).all(axis=-1).sum(axis=(1, 2)) / q[0, ..., 0].size).astype(np.float32)
+            np.testing.assert_array_equal(white_fractions(patches, 215, step), ref)
+
+
+def test_tissue_and_pen_on_pool_threads_equals_direct() -> None:
+    """The plan's helpers run inline when called from the plan's own thread pool (no deadlock)."""
+    from pathgan._threads import parallel_map
+    from pathgan.tissue import tissue_and_pen
+
+    img, _, _ = _slide()
+    rgb = img.astype(np.uint8)
+    ref = tissue_and_pen(rgb, MPP)
+    for got in parallel_map(lambda _: tissue_and_pen(rgb, MPP), range(3)):
+        np.testing.assert_array_equal(got[0], ref[0])
+        np.testing.assert_array_equal(got[1], ref[1])
