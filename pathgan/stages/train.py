@@ -119,7 +119,7 @@ def _stain_transform(sigma: float) -> Any:
         return None
     from functools import partial
 
-    from pathgan.train.augment import hed_jitter
+    from pathgan.stain import hed_jitter
 
     return partial(hed_jitter, sigma=sigma)
 

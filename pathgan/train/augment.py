@@ -5,9 +5,8 @@
   let the discriminator memorise it while the generator still sees un-augmented targets.
 * :func:`dihedral` / :func:`random_dihedral`: the 8 rotations/flips of a square patch (tissue has
   no preferred orientation; PathologyGAN trained on all 8).
-* :func:`hed_jitter`: stain augmentation in haematoxylin-eosin-DAB space (Tellez et al. 2018);
-  it and :func:`rgb_to_hed` / :func:`hed_to_rgb` live in :mod:`pathgan.stain` and are re-exported
-  here for the training code.
+
+Stain augmentation (HED jitter) lives in :mod:`pathgan.stain`.
 
 Randomness comes only from the ``torch.Generator`` passed in (drawn on that generator's device),
 so a seeded run is reproducible; every random parameter is drawn per sample.
@@ -19,19 +18,14 @@ import torch
 from torch import Tensor
 
 from pathgan.errors import ConfigError
-from pathgan.stain import hed_jitter
-from pathgan.stain._hed_torch import hed_to_rgb, rgb_to_hed
 
 __all__ = [
     "POLICIES",
     "cutout",
     "diff_augment",
     "dihedral",
-    "hed_jitter",
-    "hed_to_rgb",
     "invert_dihedral",
     "random_dihedral",
-    "rgb_to_hed",
     "translate",
 ]
 

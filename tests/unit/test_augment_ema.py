@@ -11,15 +11,14 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 from pathgan.errors import ConfigError
+from pathgan.stain import hed_jitter
+from pathgan.stain._hed_torch import hed_to_rgb, rgb_to_hed
 from pathgan.train.augment import (
     cutout,
     diff_augment,
     dihedral,
-    hed_jitter,
-    hed_to_rgb,
     invert_dihedral,
     random_dihedral,
-    rgb_to_hed,
     translate,
 )
 from pathgan.train.ema import EMA
