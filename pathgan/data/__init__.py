@@ -2,6 +2,7 @@
 
 from pathgan.data._dataset import PatchDataset, ResizeMode, StoreInfo
 from pathgan.data._filters import PatchFilter
+from pathgan.data._holdout import HoldoutPart, SpatialHoldout, checkerboard_regions, level0_mpp
 from pathgan.data._labels import ClassLabels, class_labels
 from pathgan.data._loader import make_loader
 from pathgan.data._provenance import data_fingerprint, describe
@@ -13,13 +14,17 @@ __all__ = [
     "BatchKey",
     "ClassLabels",
     "EpochBatchSampler",
+    "HoldoutPart",
     "PatchDataset",
     "PatchFilter",
     "ResizeMode",
+    "SpatialHoldout",
     "StoreInfo",
+    "checkerboard_regions",
     "class_labels",
     "data_fingerprint",
     "describe",
+    "level0_mpp",
     "make_loader",
     "split_stores",
 ]

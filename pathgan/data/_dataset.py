@@ -14,6 +14,7 @@ import torch
 import torch.utils.data
 
 from pathgan.data._filters import PatchFilter, filter_store
+from pathgan.data._holdout import SpatialHoldout, checkerboard_regions, level0_mpp
 from pathgan.data._sampler import BatchKey
 from pathgan.data._transforms import center_offset, dihedral, resize, to_float_nchw
 from pathgan.errors import ConfigError
@@ -71,6 +72,8 @@ class PatchDataset(torch.utils.data.Dataset[dict[str, Any]]):
     seed : seeds the augmentations.
     labels : optional class index of every patch, one int array [n_patches] per store (-1 =
         unlabelled: the patch is left out). Batches then carry ``label`` int64 [B].
+    holdout : keep only the patches wholly inside one part (train or test squares) of a spatial
+        checkerboard (:class:`SpatialHoldout`); ``None`` keeps every patch.
 
     Raises
     ------
@@ -96,6 +99,7 @@ class PatchDataset(torch.utils.data.Dataset[dict[str, Any]]):
         transform: Transform | None = None,
         seed: int = 0,
         labels: Sequence[np.ndarray] | None = None,
+        holdout: SpatialHoldout | None = None,
     ) -> None:
         if not stores:
             raise ConfigError("PatchDataset needs at least one store")
@@ -120,6 +124,7 @@ class PatchDataset(torch.utils.data.Dataset[dict[str, Any]]):
         self.random_crop = bool(random_crop)
         self.dihedral = bool(dihedral)
         self.transform = transform
+        self.holdout = holdout
         self.seed = int(seed)
         self.epoch = 0
 
@@ -137,6 +142,13 @@ class PatchDataset(torch.utils.data.Dataset[dict[str, Any]]):
                     "(patches are never upsampled)"
                 )
             keep, removed = filter_store(store, self.filters)
+            if holdout is not None:
+                mx, my = level0_mpp(store.attrs)
+                region = checkerboard_regions(store.coords[keep], store.attrs["footprint0"],
+                                              (holdout.block_um / mx, holdout.block_um / my))
+                n_before = len(keep)
+                keep = keep[region == holdout.code]
+                removed[f"outside {holdout.part} squares of {holdout.block_um:g} um"] = n_before - len(keep)
             if labels is not None:
                 lab = np.asarray(labels[k]).reshape(-1)
                 if len(lab) != len(store):

@@ -37,6 +37,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from pathgan.data import checkerboard_regions  # one definition, shared with training's spatial hold-out
+
 CLASSES = ("dense", "sparse")  # sorted: the conditional GAN's class order
 
 
@@ -82,21 +84,6 @@ def density_labels(density: np.ndarray, tail: float) -> np.ndarray:
     out[density <= lo] = "sparse"
     out[density >= hi] = "dense"
     return out
-
-
-def checkerboard_regions(coords: np.ndarray, footprint0: float, block_px: int) -> np.ndarray:
-    """Region of each patch: 0 (train square), 1 (test square) or -1 (straddles a square border).
-
-    ``coords`` int [N, 2] level-0 (x, y) top-left corners; ``footprint0`` the patch side in level-0
-    pixels. Square (i, j) = (x // block_px, y // block_px) is a test square when i + j is odd.
-    """
-    xy0 = np.asarray(coords, np.float64)
-    xy1 = xy0 + footprint0 - 1e-6  # last pixel covered
-    b0, b1 = np.floor(xy0 / block_px).astype(np.int64), np.floor(xy1 / block_px).astype(np.int64)
-    inside = np.all(b0 == b1, axis=1)
-    region = (b0.sum(axis=1) % 2).astype(np.int64)
-    region[~inside] = -1
-    return region
 
 
 def nested_subsets(labels: np.ndarray, region: np.ndarray, sizes: Sequence[int], seed: int) -> dict[int, np.ndarray]:
