@@ -13,8 +13,9 @@ from typing import Any, Literal, TypeVar, get_args
 
 from pathgan.errors import ConfigError
 
-__all__ = ["Backend", "Codec", "EncoderConfig", "GanLoss", "LossKind", "ModelConfig", "Precision", "StainMethod", "TileConfig",
-           "TissueConfig", "TrainConfig", "TranslateConfig", "from_dict", "to_dict"]
+__all__ = ["Backend", "Codec", "EncoderConfig", "GanLoss", "LossKind", "ModelConfig", "OutputKind", "PenaltyKind", "Precision", "StainMethod", "StyleKind", "TileConfig",
+           "TissueConfig", "TrainConfig", "TranslateConfig", "UpsampleKind", "WeightParam", "from_dict",
+           "to_dict"]
 
 Backend = Literal["auto", "openslide", "tiffslide"]
 Codec = Literal["jpeg", "zstd"]
@@ -117,6 +118,12 @@ class TileConfig:
         """Stride in target pixels (``stride_px`` or, when unset, ``patch_px``)."""
         return self.patch_px if self.stride_px is None else self.stride_px
 
+    def with_overlap(self, overlap_px: int) -> TileConfig:
+        """This config with ``stride_px = patch_px - overlap_px``: apply it after every source of
+        ``patch_px`` (defaults, a YAML file, options) is merged, so the overlap follows the final size."""
+        _check(0 <= overlap_px < self.patch_px, "overlap_px", overlap_px, f"0-{self.patch_px - 1} (below patch_px)")
+        return dataclasses.replace(self, stride_px=self.patch_px - overlap_px)
+
 
 def to_dict(cfg: Any) -> dict[str, Any]:
     """Plain, JSON-serialisable dict of a config dataclass (nested ones included)."""
@@ -142,8 +149,12 @@ def from_dict(cls: type[_T], data: dict[str, Any]) -> _T:
 
 
 LossKind = Literal["relativistic", "hinge", "nonsaturating", "wgan"]
+PenaltyKind = Literal["interpolates", "r1"]
 Precision = Literal["fp32", "bf16", "fp16"]
-_NATIVE_PX = (28, 56, 112, 224, 448)
+UpsampleKind = Literal["transposed", "bilinear", "nearest"]
+WeightParam = Literal["spectral", "equalized"]
+StyleKind = Literal["adain", "modulated", "batchnorm"]
+OutputKind = Literal["sigmoid", "linear"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -153,7 +164,9 @@ class ModelConfig:
     Attributes
     ----------
     name : registry name, e.g. ``pathologygan-224``.
-    image_px : output size; 7 * 2**L (28, 56, 112, 224, 448), as in the reference.
+    image_px : output size, ``stem_px * 2**L`` (the reference: 7 * 2**L = 28, 56, 112, 224, 448).
+    stem_px : side of the grid the generator's dense stem reshapes into and the discriminator ends
+        on (7 in the reference; 4 or 8 give the powers of two 64, 128, 256, ...).
     z_dim, w_dim : latent sizes (the reference uses 200 for both).
     mapping_blocks : residual dense blocks in the mapping network z -> w.
     g_channels : channels of the generator stages, one per 2x upscale (7 -> image_px).
@@ -165,6 +178,36 @@ class ModelConfig:
     mbstd_group : minibatch standard-deviation group size of the discriminator (StyleGAN, Karras
         et al. 2018): one extra feature map, the std of the features across each group of samples,
         is appended before its dense head, so D sees a lack of variety. 0 = off (the reference).
+    upsample : the generator's 2x upscale: ``transposed`` (a 2x2 stride-2 transposed convolution, the
+        reference) or ``bilinear``/``nearest`` interpolation followed by a 3x3 convolution, which
+        cannot draw the regular grid a transposed convolution's uneven overlap leaves.
+    weights : ``spectral`` (orthogonal init + spectral norm everywhere, the reference) or
+        ``equalized`` (StyleGAN's equalized learning rate, no spectral norm; the mapping network
+        learns 100x slower, ``mapping_lr_mul``).
+    style : how w enters each generator conv: ``adain`` (instance norm, then gamma and beta from an
+        MLP of w, the reference), ``modulated`` (StyleGAN2 weight modulation and demodulation by an
+        affine map of w; needs ``weights="equalized"``) or ``batchnorm`` (BigGAN's conditional batch
+        norm: batch statistics, then gamma and beta linear in w; averaged generators get their
+        statistics re-estimated before they sample).
+    output : ``sigmoid`` (the reference) or ``linear``: ``0.5 + 0.5 x``, unbounded while training
+        (no saturating gradient) and clamped to [0, 1] in eval mode, where every sample is drawn.
+    mapping_lr_mul : learning-rate multiplier of the mapping network with ``weights="equalized"``.
+    d_from_rgb : channels of a 1x1 "fromRGB" conv in front of the discriminator, so its first
+        residual block (at full resolution) works on features, not on the 3 colour channels; 0 = none
+        (the reference).
+    d_weights : the discriminator's own weight parametrisation; ``None`` = ``weights``. Spectral norm
+        suits a hinge-loss discriminator without a gradient penalty, while an equalized generator
+        skips spectral norm's per-call power iterations.
+    res_max_px : residual blocks only in the stages whose lower resolution is at most this (a G
+        stage H -> 2H and a D stage 2H -> H both count as H); above it a stage is just its up/down
+        conv, which is where a small CPU model saves most of its time. 0 = everywhere (the reference).
+    d_patch_stage : > 0 adds a PatchGAN-style head after this discriminator stage: one logit per
+        location of its feature map beside the global one (see :func:`pathgan.train.d_loss`). 0 = none.
+    noise : per-pixel noise inputs with learned per-channel strength after every generator conv
+        (the reference and StyleGAN); ``False`` makes every sample a deterministic function of w.
+    noise_max_px : with ``noise``, only convs whose output is at most this many pixels wide get noise
+        (0 = all, the reference): coarse noise varies the layout of tissue from sample to sample,
+        fine noise only adds speckle.
     n_classes : 0 for an unconditional model; K >= 2 makes it class-conditional (a cGAN, Mirza &
         Osindero 2014): the mapping network reads a learned class embedding beside z, and the
         discriminator scores (image, class) pairs by projection (Miyato & Koyama 2018). Set by
@@ -173,6 +216,7 @@ class ModelConfig:
 
     name: str
     image_px: int = 224
+    stem_px: int = 7
     z_dim: int = 200
     w_dim: int = 200
     mapping_blocks: int = 4
@@ -183,15 +227,42 @@ class ModelConfig:
     attention_px: int = 28
     style_mixing_p: float = 0.5
     mbstd_group: int = 0
+    upsample: UpsampleKind = "transposed"
+    weights: WeightParam = "spectral"
+    style: StyleKind = "adain"
+    output: OutputKind = "sigmoid"
+    mapping_lr_mul: float = 0.01
+    noise: bool = True
+    noise_max_px: int = 0
+    d_from_rgb: int = 0
+    d_weights: WeightParam | None = None
+    res_max_px: int = 0
+    d_patch_stage: int = 0
     n_classes: int = 0
 
     def __post_init__(self) -> None:
-        _check(self.image_px in _NATIVE_PX, "image_px", self.image_px, f"one of {_NATIVE_PX} (7 * 2**L)")
-        stages = (self.image_px // 7).bit_length() - 1
+        _check(isinstance(self.stem_px, int) and 3 <= self.stem_px <= 16, "stem_px", self.stem_px, "an integer in 3..16")
+        ratio = self.image_px // self.stem_px
+        native = tuple(self.stem_px * 2**i for i in range(2, 8))
+        _check(self.image_px % self.stem_px == 0 and ratio >= 2 and ratio & (ratio - 1) == 0, "image_px",
+               self.image_px, f"stem_px * 2**L for stem_px={self.stem_px}: one of {native}")
+        stages = ratio.bit_length() - 1
         _check(len(self.g_channels) == stages, "g_channels", self.g_channels, f"{stages} values for {self.image_px} px")
         _check(len(self.d_channels) == stages, "d_channels", self.d_channels, f"{stages} values for {self.image_px} px")
-        _check(self.attention_px in {7 * 2**i for i in range(1, stages + 1)}, "attention_px", self.attention_px,
-               f"a stage resolution between 14 and {self.image_px}")
+        _check(self.attention_px in {self.stem_px * 2**i for i in range(1, stages + 1)}, "attention_px",
+               self.attention_px, f"a stage resolution between {2 * self.stem_px} and {self.image_px}")
+        for name, kind in (("upsample", UpsampleKind), ("weights", WeightParam), ("style", StyleKind),
+                           ("output", OutputKind)):
+            _check(getattr(self, name) in get_args(kind), name, getattr(self, name), str(get_args(kind)))
+        _check(self.style != "modulated" or self.weights == "equalized", "style", self.style,
+               '"adain" with weights="spectral" (modulation needs weights="equalized")')
+        _check(0 < self.mapping_lr_mul <= 1, "mapping_lr_mul", self.mapping_lr_mul, "(0, 1]")
+        _check(self.d_from_rgb >= 0, "d_from_rgb", self.d_from_rgb, ">= 0 (0 = none)")
+        _check(self.d_weights is None or self.d_weights in get_args(WeightParam), "d_weights", self.d_weights,
+               f"None (= weights) or one of {get_args(WeightParam)}")
+        _check(self.noise_max_px >= 0, "noise_max_px", self.noise_max_px, ">= 0 (0 = every resolution)")
+        _check(self.res_max_px >= 0, "res_max_px", self.res_max_px, ">= 0 (0 = residual blocks everywhere)")
+        _check(0 <= self.d_patch_stage <= stages, "d_patch_stage", self.d_patch_stage, f"0 (none) to {stages}")
         for name in ("z_dim", "w_dim", "mapping_blocks", "dense_units", "g_stem_channels"):
             _check(getattr(self, name) >= 1, name, getattr(self, name), ">= 1")
         _check(0.0 <= self.style_mixing_p <= 1.0, "style_mixing_p", self.style_mixing_p, "[0, 1]")
@@ -216,18 +287,34 @@ class TrainConfig:
     n_critic : discriminator steps per generator step.
     lr_g, lr_d, beta1, beta2 : Adam settings (the paper: 1e-4, 1e-4, 0.5, 0.9).
     loss : adversarial loss.
-    gp_weight : gradient-penalty weight (0.65 in the paper; 10 is usual for WGAN-GP).
+    penalty : ``interpolates``: the two-sided penalty ``(||grad D(x_hat)|| - 1)^2`` on real/fake
+        interpolates (WGAN-GP; the paper's); ``r1``: ``||grad D(x_real)||^2 / 2`` on real images only
+        (Mescheder et al. 2018; StyleGAN2's), which keeps D's surface flat where the data is.
+    gp_weight : weight of the penalty (0.65 in the paper with ``interpolates``; the R1 gamma with ``r1``).
+    penalty_every : compute the penalty every this many D steps, scaled by it (lazy
+        regularisation, StyleGAN2: 16); 1 = every step.
     ortho_weight : orthogonal regulariser weight (0 = off; the reference attached it but never used it).
-    ema_decay : decay of the generator EMA used for sampling (0 = no EMA).
-    diffaugment : comma-separated DiffAugment policy (color, translation, cutout) or "" for none.
+    ema_decay : decay of the generator EMA used for sampling (0 = no EMA); unused when ``ema_kimg`` > 0.
+    ema_kimg : half-life of the generator EMA in thousands of images (StyleGAN's ``ema_kimg``), so the
+        average spans the same amount of data whatever the batch size; 0 = use ``ema_decay``.
+    ema_rampup : with ``ema_kimg``, the half-life is at most ``ema_rampup`` x the images seen so far,
+        so a short run's average is not dominated by its random start (StyleGAN2-ADA: 0.05); 0 = off.
+    diffaugment : comma-separated DiffAugment policy (color, translation, translation_reflect, cutout)
+        or "" for none (see :func:`pathgan.train.diff_augment`).
     steps : discriminator steps to train.
+    time_budget_min : stop after this many minutes of training (wall clock, this process), with a
+        final checkpoint and sample grid, even before ``steps``; 0 = no budget (``--minutes``).
     seed : seeds model init, data order, noise and augmentation.
     sample_every, checkpoint_every, log_every : in discriminator steps.
     n_samples : images in each sample grid (fixed seeds).
-    precision : fp32, bf16 or fp16 autocast (GPU only; CPU always runs fp32).
+    precision : fp32, bf16 or fp16 autocast. bf16 also runs on CPU (oneDNN uses AVX-512 BF16 where the
+        CPU has it: ~1.3-1.7x faster steps); fp16 needs CUDA. Weights and optimiser state stay fp32.
     channels_last, compile : GPU speed options.
     min_tissue_fraction, max_white_fraction : patch filters applied to the stores.
     val_fraction : held-out share of slides when the manifest gives no split.
+    holdout_block_um : > 0 holds out space inside the training slides: each slide is cut into squares
+        of this side (microns) coloured like a checkerboard; training uses only patches wholly inside
+        "train" squares, ``pathgan evaluate`` only patches wholly inside "test" squares. 0 = off.
     stain_augment : HED stain jitter strength (0 = off).
     num_workers : DataLoader worker processes.
     labels : ``""`` trains an unconditional model. ``"manifest"`` trains a class-conditional one
@@ -244,11 +331,16 @@ class TrainConfig:
     beta1: float = 0.5
     beta2: float = 0.9
     loss: LossKind = "relativistic"
+    penalty: PenaltyKind = "interpolates"
     gp_weight: float = 0.65
+    penalty_every: int = 1
     ortho_weight: float = 0.0
     ema_decay: float = 0.999
+    ema_kimg: float = 0.0
+    ema_rampup: float = 0.0
     diffaugment: str = "color,translation,cutout"
     steps: int = 100_000
+    time_budget_min: float = 0.0
     seed: int = 0
     sample_every: int = 1000
     checkpoint_every: int = 1000
@@ -260,6 +352,7 @@ class TrainConfig:
     min_tissue_fraction: float = 0.5
     max_white_fraction: float = 0.3
     val_fraction: float = 0.2
+    holdout_block_um: float = 0.0
     stain_augment: float = 0.0
     num_workers: int = 0
     labels: str = ""
@@ -267,8 +360,12 @@ class TrainConfig:
     def __post_init__(self) -> None:
         _check(isinstance(self.labels, str), "labels", self.labels,
                '"" (unconditional), "manifest" or the path of a label CSV')
-        for name in ("batch_size", "n_critic", "steps", "sample_every", "checkpoint_every", "log_every", "n_samples"):
+        for name in ("batch_size", "n_critic", "steps", "sample_every", "checkpoint_every", "log_every", "n_samples",
+                     "penalty_every"):
             _check(getattr(self, name) >= 1, name, getattr(self, name), ">= 1")
+        _check(self.penalty in get_args(PenaltyKind), "penalty", self.penalty, str(get_args(PenaltyKind)))
+        for name in ("ema_kimg", "ema_rampup", "time_budget_min", "holdout_block_um"):
+            _check(getattr(self, name) >= 0, name, getattr(self, name), ">= 0 (0 = off)")
         for name in ("lr_g", "lr_d"):
             _check(0 < getattr(self, name) < 1, name, getattr(self, name), "(0, 1)")
         for name in ("beta1", "beta2", "ema_decay", "min_tissue_fraction", "max_white_fraction", "val_fraction"):
@@ -278,8 +375,9 @@ class TrainConfig:
         _check(self.precision in get_args(Precision), "precision", self.precision, str(get_args(Precision)))
         _check(self.gp_weight >= 0 and self.ortho_weight >= 0, "gp_weight/ortho_weight",
                (self.gp_weight, self.ortho_weight), ">= 0")
-        bad = [p for p in self.diffaugment.split(",") if p and p not in ("color", "translation", "cutout")]
-        _check(not bad, "diffaugment", self.diffaugment, "comma-separated from color, translation, cutout")
+        ops = ("color", "translation", "translation_reflect", "cutout")
+        bad = [p for p in self.diffaugment.split(",") if p and p not in ops]
+        _check(not bad, "diffaugment", self.diffaugment, f"comma-separated from {', '.join(ops)}")
         _check(self.stain_augment >= 0 and self.num_workers >= 0, "stain_augment/num_workers",
                (self.stain_augment, self.num_workers), ">= 0")
 

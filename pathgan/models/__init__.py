@@ -1,7 +1,7 @@
 """PathologyGAN models: registry of named configurations, mapping network, generator, discriminator.
 
 >>> from pathgan.models import build
->>> model = build("pathologygan-56-cpu")
+>>> model = build("pathologygan-64-cpu")
 """
 
 from __future__ import annotations

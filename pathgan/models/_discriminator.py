@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from pathgan.config import ModelConfig
 from pathgan.errors import ShapeError
-from pathgan.models._layers import LRELU_SLOPE, SelfAttention, check_shape, conv2d, linear
+from pathgan.models._layers import SelfAttention, check_shape, conv2d, linear, lrelu
 from pathgan.models._mapping import check_classes
 
 __all__ = ["Discriminator", "MinibatchStd"]
-
-_GRID_PX = 7
 
 
 class _DStage(nn.Module):
@@ -22,18 +19,38 @@ class _DStage(nn.Module):
     [N, in, H, W] -> [N, out, H/2, W/2]. No normalisation (spectral norm only), as in the reference.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, attention: bool) -> None:
+    def __init__(self, in_channels: int, out_channels: int, attention: bool, equalized: bool = False,
+                 residual: bool = True) -> None:
         super().__init__()
-        self.conv1 = conv2d(in_channels, in_channels, 3)
-        self.conv2 = conv2d(in_channels, in_channels, 3)
-        self.attention: nn.Module = SelfAttention(in_channels) if attention else nn.Identity()
-        self.down = conv2d(in_channels, out_channels, 4, stride=2)
+        self.residual = residual
+        if residual:
+            self.conv1 = conv2d(in_channels, in_channels, 3, equalized=equalized)
+            self.conv2 = conv2d(in_channels, in_channels, 3, equalized=equalized)
+        self.attention: nn.Module = (SelfAttention(in_channels, equalized=equalized) if attention
+                                     else nn.Identity())
+        self.down = conv2d(in_channels, out_channels, 4, stride=2, equalized=equalized)
+        self.equalized = equalized
+        self.res_scale = 0.5**0.5 if equalized else 1.0  # unit variance of the residual sum (see _GStage)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = F.leaky_relu(self.conv1(x), LRELU_SLOPE)
-        x = x + F.leaky_relu(self.conv2(h), LRELU_SLOPE)
+        eq = self.equalized
+        if self.residual:
+            h = lrelu(self.conv1(x), eq)
+            x = (x + lrelu(self.conv2(h), eq)) * self.res_scale
         x = self.attention(x)
-        return F.leaky_relu(self.down(x), LRELU_SLOPE)
+        return lrelu(self.down(x), eq)
+
+
+class _FromRGB(nn.Module):
+    """[N, 3, H, W] -> [N, C, H, W]: 1x1 conv and LeakyReLU."""
+
+    def __init__(self, channels: int, equalized: bool) -> None:
+        super().__init__()
+        self.conv = conv2d(3, channels, 1, equalized=equalized)
+        self.equalized = equalized
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return lrelu(self.conv(x), self.equalized)
 
 
 class MinibatchStd(nn.Module):
@@ -78,34 +95,65 @@ class Discriminator(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        stages = []
+        eq = (cfg.d_weights or cfg.weights) == "equalized"
+        self.equalized = eq
+        stages: list[nn.Module] = []
         in_ch, px = 3, cfg.image_px
+        if cfg.d_from_rgb:
+            # A 1x1 conv to d_from_rgb channels first, so the full-resolution residual block sees
+            # features rather than 3 colour channels (StyleGAN's fromRGB); the reference has none.
+            stages.append(_FromRGB(cfg.d_from_rgb, equalized=eq))
+            in_ch = cfg.d_from_rgb
+        patch_at = cfg.image_px // 2 ** cfg.d_patch_stage if cfg.d_patch_stage else 0
+        self.patch_index = -1
         for out_ch in cfg.d_channels:
-            stages.append(_DStage(in_ch, out_ch, attention=px == cfg.attention_px))
+            stages.append(_DStage(in_ch, out_ch, attention=px == cfg.attention_px, equalized=eq,
+                                  residual=cfg.res_max_px == 0 or px // 2 <= cfg.res_max_px))
             in_ch, px = out_ch, px // 2
+            if px == patch_at:
+                self.patch_index = len(stages) - 1
+                # PatchGAN-style head: one logit per location of this feature map, so every region
+                # of the image gets its own real/fake verdict (dense feedback for texture-like data).
+                self.patch_logit = conv2d(out_ch, 1, 1, equalized=eq)
         self.stages = nn.Sequential(*stages)
         self.mbstd: nn.Module = nn.Identity()
         if cfg.mbstd_group > 0:
             self.mbstd = MinibatchStd(cfg.mbstd_group)
             in_ch += 1
-        self.dense = linear(_GRID_PX * _GRID_PX * in_ch, cfg.dense_units)
-        self.logit = linear(cfg.dense_units, 1)
+        self.dense = linear(cfg.stem_px * cfg.stem_px * in_ch, cfg.dense_units, equalized=eq)
+        self.logit = linear(cfg.dense_units, 1, equalized=eq)
         if cfg.n_classes:
-            # Projection discriminator: logit + <embed(c), features>, with the embedding under
-            # spectral norm like every other layer of D.
+            # Projection discriminator: logit + <embed(c), features>; under spectral norm like every
+            # other layer of a spectral D, scaled by 1/sqrt(dense_units) in an equalized one.
             embed = nn.Embedding(cfg.n_classes, cfg.dense_units)
-            nn.init.normal_(embed.weight, std=0.02)
-            self.embed = nn.utils.parametrizations.spectral_norm(embed)
+            if eq:
+                nn.init.normal_(embed.weight, std=1.0 / cfg.dense_units**0.5)
+                self.embed = embed
+            else:
+                nn.init.normal_(embed.weight, std=0.02)
+                self.embed = nn.utils.parametrizations.spectral_norm(embed)
 
     def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         """``x`` [N, 3, image_px, image_px] in [0, 1] (and classes ``c`` int64 [N] when the model is
-        conditional) -> unnormalised logits [N]."""
+        conditional) -> unnormalised logits [N], or [N, 1 + P*P] with a patch head (``d_patch_stage``):
+        the global logit first, then one per location of the P x P feature map."""
         px = self.cfg.image_px
         check_shape(x, (None, 3, px, px), "Discriminator x")
         c = check_classes(c, self.cfg.n_classes, x.shape[0], "Discriminator")
-        h = self.mbstd(self.stages(x))  # [N, C (+1 with mbstd), 7, 7]
-        h = F.leaky_relu(self.dense(h.flatten(1)), LRELU_SLOPE)  # [N, dense_units]
+        if self.equalized:
+            x = x * 2.0 - 1.0  # zero-centred input for layers that do not normalise their weights
+        if self.patch_index >= 0:
+            feats = self.stages[: self.patch_index + 1](x)
+            patch = self.patch_logit(feats).flatten(1)  # [N, P*P]
+            h = self.mbstd(self.stages[self.patch_index + 1 :](feats))
+        else:
+            patch = None
+            h = self.mbstd(self.stages(x))  # [N, C (+1 with mbstd), stem_px, stem_px]
+        h = lrelu(self.dense(h.flatten(1)), self.equalized)  # [N, dense_units]
         logits: torch.Tensor = self.logit(h).squeeze(1)
         if c is not None:
             logits = logits + (self.embed(c) * h).sum(dim=1)
+        if patch is not None:
+            # [N, 1 + P*P]: the global logit, then one per patch; the losses average their terms.
+            return torch.cat([logits[:, None], patch.to(logits.dtype)], dim=1)
         return logits

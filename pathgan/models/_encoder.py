@@ -1,4 +1,4 @@
-"""Image -> w encoder (arXiv 2004.06517): a residual convolutional trunk down to 7x7, then dense layers.
+"""Image -> w encoder (arXiv 2004.06517): a residual convolutional trunk down to the stem grid, then dense layers.
 
 Unlike the discriminator it has no spectral norm: it is a regressor, and the norm's Lipschitz bound
 only slows it. Its output is de-standardised with the mean and spread of the generator's w, kept
@@ -16,8 +16,6 @@ from pathgan.errors import ConfigError
 from pathgan.models._layers import LRELU_SLOPE, check_shape, conv2d, linear
 
 __all__ = ["Encoder"]
-
-_GRID_PX = 7
 
 
 class _EStage(nn.Module):
@@ -55,7 +53,7 @@ class Encoder(nn.Module):
         channels = tuple(channels) if channels is not None else cfg.d_channels
         if len(channels) != cfg.n_stages:
             raise ConfigError(f"encoder channels={channels!r} is not allowed; expected {cfg.n_stages} "
-                              f"widths for {cfg.image_px} px (one per 2x downscale to 7 px)")
+                              f"widths for {cfg.image_px} px (one per 2x downscale to {cfg.stem_px} px)")
         self.cfg = cfg
         self.channels = channels
         self.from_rgb = conv2d(3, channels[0], 3, sn=False)
@@ -65,7 +63,7 @@ class Encoder(nn.Module):
             stages.append(_EStage(in_ch, out_ch))
             in_ch = out_ch
         self.stages = nn.Sequential(*stages)
-        self.dense = linear(_GRID_PX * _GRID_PX * in_ch, cfg.dense_units, sn=False)
+        self.dense = linear(cfg.stem_px * cfg.stem_px * in_ch, cfg.dense_units, sn=False)
         self.out = linear(cfg.dense_units, cfg.w_dim, sn=False)
         self.register_buffer("w_mean", torch.zeros(cfg.w_dim))
         self.register_buffer("w_std", torch.ones(cfg.w_dim))
@@ -75,7 +73,7 @@ class Encoder(nn.Module):
         px = self.cfg.image_px
         check_shape(x, (None, 3, px, px), "Encoder x")
         h = F.leaky_relu(self.from_rgb(x * 2.0 - 1.0), LRELU_SLOPE)
-        h = self.stages(h)  # [N, C, 7, 7]
+        h = self.stages(h)  # [N, C, stem_px, stem_px]
         h = F.leaky_relu(self.dense(h.flatten(1)), LRELU_SLOPE)
         out: torch.Tensor = self.out(h)
         return out

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pathgan.errors import ConfigError, ShapeError
-from pathgan.models._layers import check_shape, linear
+from pathgan.models._layers import EqualizedLinear, check_shape, linear, lrelu
 
 __all__ = ["MappingNetwork", "ResidualDenseBlock", "broadcast_w", "check_classes", "map_any_class", "mix_styles", "random_classes",
            "render"]
@@ -21,19 +21,27 @@ class ResidualDenseBlock(nn.Module):
     Fixes a reference bug: there the first layer's output was overwritten before use (dead code),
     so each block was effectively a single layer. Here both layers are on the path.
     ``skip`` is the identity when the widths agree, otherwise a bias-free linear projection.
+    With ``equalized`` the layers have equalized learning rate at ``lr_mul``, the activations are
+    LeakyReLU x sqrt(2) and the sum is rescaled by 1/sqrt(2), so activations stay at unit variance.
     """
 
-    def __init__(self, in_features: int, out_features: int) -> None:
+    def __init__(self, in_features: int, out_features: int, *, equalized: bool = False, lr_mul: float = 1.0) -> None:
         super().__init__()
-        self.fc1 = linear(in_features, out_features)
-        self.fc2 = linear(out_features, out_features)
+        self.equalized = equalized
+        self.fc1 = linear(in_features, out_features, equalized=equalized, lr_mul=lr_mul)
+        self.fc2 = linear(out_features, out_features, equalized=equalized, lr_mul=lr_mul)
         self.skip: nn.Module = nn.Identity()
         if in_features != out_features:
-            proj = nn.Linear(in_features, out_features, bias=False)
-            nn.init.orthogonal_(proj.weight)
-            self.skip = nn.utils.parametrizations.spectral_norm(proj)
+            if equalized:
+                self.skip = EqualizedLinear(in_features, out_features, bias=False, lr_mul=lr_mul)
+            else:
+                proj = nn.Linear(in_features, out_features, bias=False)
+                nn.init.orthogonal_(proj.weight)
+                self.skip = nn.utils.parametrizations.spectral_norm(proj)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.equalized:
+            return lrelu((self.skip(x) + self.fc2(lrelu(self.fc1(x), True))) * 0.5**0.5, True)
         return F.relu(self.skip(x) + self.fc2(F.relu(self.fc1(x))))
 
 
@@ -44,27 +52,42 @@ class MappingNetwork(nn.Module):
     is class-conditional: a learned embedding of c (one vector per class, z_dim wide) is
     concatenated with z, each scaled to unit second moment so neither drowns the other (the
     StyleGAN2-ADA form of a conditional mapping network).
+
+    With ``equalized`` (``ModelConfig.weights``) z is first scaled to unit second moment (StyleGAN's
+    pixel norm) and every layer learns at ``lr_mul`` of the global rate.
     """
 
-    def __init__(self, z_dim: int, w_dim: int, n_blocks: int, n_classes: int = 0) -> None:
+    def __init__(self, z_dim: int, w_dim: int, n_blocks: int, n_classes: int = 0, *, equalized: bool = False,
+                 lr_mul: float = 1.0) -> None:
         super().__init__()
         self.z_dim = z_dim
         self.w_dim = w_dim
         self.n_classes = n_classes
+        self.equalized = equalized
         in_dim = z_dim
         if n_classes:
             self.embed = nn.Embedding(n_classes, z_dim)
             in_dim = 2 * z_dim
         self.blocks = nn.Sequential(
-            *(ResidualDenseBlock(in_dim if i == 0 else w_dim, w_dim) for i in range(n_blocks))
+            *(ResidualDenseBlock(in_dim if i == 0 else w_dim, w_dim, equalized=equalized, lr_mul=lr_mul)
+              for i in range(n_blocks))
         )
-        self.out = linear(w_dim, w_dim)
+        self.out = linear(w_dim, w_dim, equalized=equalized, lr_mul=lr_mul)
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> MappingNetwork:
+        """The mapping network of a :class:`pathgan.config.ModelConfig`."""
+        eq = cfg.weights == "equalized"
+        return cls(cfg.z_dim, cfg.w_dim, cfg.mapping_blocks, cfg.n_classes, equalized=eq,
+                   lr_mul=cfg.mapping_lr_mul if eq else 1.0)
 
     def forward(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         check_shape(z, (None, self.z_dim), "MappingNetwork z")
         c = check_classes(c, self.n_classes, z.shape[0], "MappingNetwork")
         if c is not None:
             z = torch.cat([_unit_moment(z), _unit_moment(self.embed(c))], dim=1)
+        elif self.equalized:
+            z = _unit_moment(z)
         w: torch.Tensor = self.out(self.blocks(z))
         return w
 

@@ -23,7 +23,7 @@ class PathologyGAN(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        self.mapping = MappingNetwork(cfg.z_dim, cfg.w_dim, cfg.mapping_blocks, cfg.n_classes)
+        self.mapping = MappingNetwork.from_config(cfg)
         self.generator = Generator(cfg)
         self.discriminator = Discriminator(cfg)
 

@@ -75,7 +75,7 @@ def param_counts(model: PathologyGAN) -> dict[str, int]:
         "mapping": _numel(model.mapping),
         "generator": _numel(g),
         "generator_adain": sum(_numel(m) for m in g.modules() if isinstance(m, AdaIN)),
-        "generator_adain_stem": _numel(g.norm2),
+        "generator_adain_stem": _numel(g.norm2) if hasattr(g, "norm2") else 0,
         "discriminator": _numel(model.discriminator),
         "total": _numel(model),
     }
@@ -103,13 +103,25 @@ def describe_configs() -> str:
         cfg = get_config(name)
         counts = _meta_param_counts(cfg)
         lines.append(row(name, str(cfg.image_px), f"{cfg.z_dim}/{cfg.w_dim}", counts))
-        if name == "pathologygan-224":
+        if name == "pathologygan-224-paper":
             lines.append(row("  reference (TF)", "224", "200/200", REFERENCE_224))
     lines.append("counts in millions; G stem = AdaIN MLP of the 7*7*g_stem_channels dense layer")
     return "\n".join(lines)
 
 
-_BASE = ModelConfig(name="pathologygan-224")
+_PAPER = ModelConfig(name="pathologygan-224-paper")
+# The architecture as published (every ModelConfig default is the reference's): kept unchanged so
+# that results can be compared with the paper's.
+register(_PAPER)
+# The paper-sized configs take the fixes the CPU preset measured, where they apply at this size:
+# bilinear upsampling + 3x3 conv instead of transposed convs (the checkerboard grid), StyleGAN2 weight
+# modulation/demodulation with equalized learning rate instead of AdaIN over spectral-normalised
+# convs (every z drew one texture), a linear output. The 7x7 stem, widths, residual blocks and
+# attention stay the reference's; noise stays at every resolution (StyleGAN2's choice at GPU scale).
+# Without the stem's AdaIN MLP (161M of the reference's 187M) G is ~25M. Not measured at this size:
+# no GPU was lent to this project (README "Does the generator draw tissue?").
+_BASE = dataclasses.replace(_PAPER, name="pathologygan-224", upsample="bilinear", weights="equalized",
+                            style="modulated", output="linear")
 register(_BASE)
 # Native sizes share the reference's 7x7 head and its width at each resolution (512 @ 14 px,
 # 256 @ 28 px, ...): they differ only by stages appended or removed at the output end.
@@ -132,3 +144,17 @@ register(dataclasses.replace(_BASE, name="pathologygan-448", image_px=448,
 register(ModelConfig(name="pathologygan-56-cpu", image_px=56, z_dim=64, w_dim=64,
                      g_channels=(64, 32, 16), d_channels=(16, 32, 64), dense_units=256,
                      g_stem_channels=32, attention_px=14, mbstd_group=4))
+# The CPU preset, chosen by measurement on 2 cores (configs/train/pathologygan-64-cpu.yaml and the
+# README's ablation table say why each choice was made). Against pathologygan-56-cpu: a 4-px stem and
+# 64-px output (a power of two: bilinear upsampling and 2x2 downsampling line up, no 7x7 head),
+# bilinear upsampling + 3x3 conv instead of transposed convolutions (the checkerboard grid),
+# StyleGAN2 weight modulation/demodulation with equalized learning rate instead of AdaIN over
+# spectral-normalised convs (AdaIN's per-channel normalisation let every z draw the same texture),
+# a linear output, noise only up to 16 px (per-pixel noise at 32/64 px drew speckle instead of
+# nuclei), residual blocks only on the 4- and 8-px maps (residual convs on every map cut the
+# images/s from ~116 to ~77), and a D half as wide as G's top stage.
+register(ModelConfig(name="pathologygan-64-cpu", image_px=64, stem_px=4, z_dim=64, w_dim=128,
+                     g_channels=(128, 64, 32, 16), d_channels=(16, 32, 64, 128), dense_units=256,
+                     g_stem_channels=128, attention_px=16, mbstd_group=4, upsample="bilinear",
+                     weights="equalized", style="modulated", output="linear",
+                     noise_max_px=16, res_max_px=8))

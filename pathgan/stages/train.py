@@ -37,15 +37,18 @@ def train_latent(
     resume: Path | None = None,
     progress: bool = True,
     steps_override: int | None = None,
+    budget_override: float | None = None,
 ) -> Path:
     """Train (or resume) a run; returns the run directory.
 
     With ``resume`` the configuration saved in the run directory is used (``steps_override`` may
-    extend it) and training continues bit-exactly from the latest checkpoint.
+    extend it, ``budget_override`` sets this session's time budget in minutes) and training
+    continues bit-exactly from the latest checkpoint. A run stopped by its time budget
+    (``cfg.time_budget_min``) ends with a checkpoint and samples like one that reached its steps.
     """
     import torch
 
-    from pathgan.data import PatchDataset, class_labels, describe, split_stores
+    from pathgan.data import PatchDataset, SpatialHoldout, class_labels, describe, split_stores
     from pathgan.models import get_config
     from pathgan.store import SCHEMA_VERSION
     from pathgan.train._loop import Trainer, select_device
@@ -58,6 +61,8 @@ def train_latent(
         saved_names = saved.get("data", {}).get("class_names")
         if steps_override is not None:
             cfg = replace(cfg, steps=steps_override)
+        if budget_override is not None:
+            cfg = replace(cfg, time_budget_min=float(budget_override))
     else:
         model_cfg = get_config(cfg.model)
     if cfg.batch_size % world:
@@ -83,6 +88,7 @@ def train_latent(
         seed=cfg.seed,
         transform=_stain_transform(cfg.stain_augment),
         labels=labels.per_store if labels is not None else None,
+        holdout=SpatialHoldout(block_um=cfg.holdout_block_um, part="train") if cfg.holdout_block_um > 0 else None,
     )
     info = describe(dataset)
     provenance = {
@@ -95,6 +101,7 @@ def train_latent(
         "train_slides": [p.stem for p in splits["train"]],
         "val_slides": [p.stem for p in splits["val"]],
         "n_train_patches": len(dataset),
+        "holdout_block_um": cfg.holdout_block_um,
     }
     if labels is not None:
         provenance.update(class_names=list(labels.names), class_counts=labels.counts(), label_source=labels.source)

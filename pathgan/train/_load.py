@@ -49,8 +49,7 @@ def load_generator(run_dir: Path, device: str = "cpu", *,
         raise PathganError(f"{run_dir} has no checkpoint yet (checkpoints/step-*.pt); train it first")
     ckpt = load_checkpoint(path, map_location=device)
     # The EMA state dict is that of ModuleDict(mapping=..., generator=...): the same keys as here.
-    modules = nn.ModuleDict({"mapping": MappingNetwork(model_cfg.z_dim, model_cfg.w_dim, model_cfg.mapping_blocks,
-                                                          model_cfg.n_classes),
+    modules = nn.ModuleDict({"mapping": MappingNetwork.from_config(model_cfg),
                              "generator": Generator(model_cfg)})
     modules.load_state_dict(ckpt["ema"])
     modules = modules.requires_grad_(False).to(torch.device(device)).eval()
@@ -59,22 +58,32 @@ def load_generator(run_dir: Path, device: str = "cpu", *,
 
 def held_out_dataset(paths: list[Path], cfg: TrainConfig, model_cfg: ModelConfig, saved: dict[str, Any], *,
                      train: bool, seed: int) -> tuple[Any, str]:
-    """Real patches of a run's slides among ``paths``: its validation slides (``train=False``, centred
-    crops) or its training slides (``train=True``, random crops and dihedral transforms).
+    """Real patches of a run's slides among ``paths``: what it trained on (``train=True``, random crops
+    and dihedral transforms) or what it never saw (``train=False``, centred crops).
 
-    A run without validation slides falls back to its training slides, and the returned split name
-    says so (``"val"`` or ``"train"``). Returns ``(PatchDataset, split)``.
+    Held out means, in this order: with ``cfg.holdout_block_um`` > 0, the patches wholly inside the
+    "test" squares of the training slides (split ``"test-squares"``); else the run's validation
+    slides (``"val"``); else, when it has none, its training slides, and the returned split name says
+    so (``"train"``). With the hold-out, ``train=True`` gives only the "train" squares, as in
+    training. Returns ``(PatchDataset, split)``.
     """
-    from pathgan.data import PatchDataset
+    from pathgan.data import PatchDataset, SpatialHoldout
 
     data = saved.get("data", {})
     train_ids = set(data.get("train_slides") or [])
-    chosen = [p for p in paths if p.stem in (train_ids if train else set(data.get("val_slides") or []))]
-    split = "train" if train else "val"
-    if not chosen and not train:
-        chosen, split = [p for p in paths if p.stem in train_ids], "train"
+    holdout = None
+    if cfg.holdout_block_um > 0:
+        chosen = [p for p in paths if p.stem in train_ids]
+        holdout = SpatialHoldout(block_um=cfg.holdout_block_um, part="train" if train else "test")
+        split = "train" if train else "test-squares"
+    else:
+        chosen = [p for p in paths if p.stem in (train_ids if train else set(data.get("val_slides") or []))]
+        split = "train" if train else "val"
+        if not chosen and not train:
+            chosen, split = [p for p in paths if p.stem in train_ids], "train"
     ds = PatchDataset(chosen or paths, image_px=model_cfg.image_px, min_tissue_fraction=cfg.min_tissue_fraction,
-                      max_white_fraction=cfg.max_white_fraction, random_crop=train, dihedral=train, seed=seed)
+                      max_white_fraction=cfg.max_white_fraction, random_crop=train, dihedral=train, seed=seed,
+                      holdout=holdout)
     return ds, split
 
 

@@ -29,6 +29,7 @@ from pathgan.train._run import StatsWriter, latest_checkpoint, save_grid
 __all__ = ["Trainer", "TrainingDivergedError", "select_device"]
 
 SAMPLE_SEED = 20_200_302  # fixed latents for the sample grids, the same in every run
+STATS_SEED = 20_261_202  # latents for re-estimating the averaged generator's batch-norm statistics
 
 
 class TrainingDivergedError(PathganError):
@@ -64,7 +65,8 @@ class Trainer:
     ----------
     cfg, model_cfg : resolved configurations.
     dataset : the training patches (a :class:`pathgan.data.PatchDataset`); read through
-        :func:`pathgan.data.make_loader` with ``cfg.num_workers`` worker processes.
+        :func:`pathgan.data.make_loader` with ``cfg.num_workers`` worker processes. ``None`` when the
+        caller feeds :meth:`train_step` itself (a benchmark with its patches in memory).
     run_dir : the run directory (created by the caller).
     device : torch device.
     provenance : JSON-able facts about the data (store schema, MPP, patch size, fingerprint).
@@ -78,8 +80,6 @@ class Trainer:
         from pathgan.train.ema import EMA
 
         self.cfg, self.model_cfg = cfg, model_cfg
-        from pathgan.data import make_loader
-
         per_rank, group = cfg.batch_size // world, model_cfg.mbstd_group
         if group and per_rank > group and per_rank % group:
             raise ConfigError(f"batch_size={cfg.batch_size} ({per_rank} per process) must be a multiple of the "
@@ -92,24 +92,28 @@ class Trainer:
         self.model = build(model_cfg).to(device)
         if world > 1:
             self._broadcast_parameters()
-        if cfg.channels_last and device.type == "cuda":
+        if cfg.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.g_modules = nn.ModuleDict({"mapping": self.model.mapping, "generator": self.model.generator})
         self.g_params = [p for p in self.g_modules.parameters() if p.requires_grad]
         self.d_params = [p for p in self.model.discriminator.parameters() if p.requires_grad]
-        betas = (cfg.beta1, cfg.beta2)  # the reference silently ran with beta2 = 0.999; we honour it
+        betas = (float(cfg.beta1), float(cfg.beta2))  # the reference silently ran with beta2 = 0.999; we honour it
         self.opt_g = torch.optim.Adam(self.g_params, lr=cfg.lr_g, betas=betas)
         self.opt_d = torch.optim.Adam(self.d_params, lr=cfg.lr_d, betas=betas)
         self.ema = EMA(self.g_modules)
-        use_amp = device.type == "cuda" and cfg.precision != "fp32"
+        if cfg.precision == "fp16" and device.type != "cuda":
+            raise ConfigError(f"precision=fp16 needs a CUDA device, not {device.type}; use bf16 (CPU and recent "
+                              "GPUs) or fp32")
+        # bf16 autocast runs on CPU too (oneDNN's AVX-512 BF16 kernels); fp16 needs CUDA's GradScaler.
+        use_amp = cfg.precision != "fp32" and device.type in ("cuda", "cpu")
         self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.precision, torch.float32)
         self.use_amp = use_amp
         self.scaler = torch.amp.GradScaler("cuda", enabled=use_amp and cfg.precision == "fp16")
         self.rng = torch.Generator(device=device)
         self.rng.manual_seed(cfg.seed + 1_000_003 * rank)
         self.step = 0
-        self.loader = make_loader(dataset, cfg.batch_size, shuffle=True, seed=cfg.seed, num_workers=cfg.num_workers,
-                                  pin_memory=device.type == "cuda", rank=rank, world=world)
+        self.dataset = dataset
+        self._loader: Any = None
         self.epoch, self.position = 0, 0  # data position: batches consumed in the current epoch
         self.stats = StatsWriter(run_dir / "stats.jsonl")
         self._g_forward: Callable[..., torch.Tensor] = self.model.generator
@@ -118,6 +122,20 @@ class Trainer:
             self._g_forward = torch.compile(self.model.generator)  # type: ignore[assignment]
             self._d_forward = torch.compile(self.model.discriminator)  # type: ignore[assignment]
         self._last: dict[str, float] = {}
+
+    @property
+    def loader(self) -> Any:
+        """The DataLoader over ``dataset`` (built on first use: :meth:`train_step` alone needs none)."""
+        if self._loader is None:
+            from pathgan.data import make_loader
+
+            if self.dataset is None:
+                raise ConfigError("this Trainer has no dataset; pass one to use run(), or call train_step() with batches")
+            cfg = self.cfg
+            self._loader = make_loader(self.dataset, cfg.batch_size, shuffle=True, seed=cfg.seed,
+                                       num_workers=cfg.num_workers, pin_memory=self.device.type == "cuda",
+                                       rank=self.rank, world=self.world)
+        return self._loader
 
     # -- state ---------------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
@@ -158,7 +176,26 @@ class Trainer:
             self.stats.truncate_after(self.step)
         return path
 
+    @torch.no_grad()
+    def refresh_ema_stats(self) -> bool:
+        """Re-estimate the batch-norm statistics of the averaged generator on 1,024 of its own samples
+        (fixed latents; the training RNG is untouched). The live generator's running averages belong
+        to other weights. A no-op (False) for generators without batch norm."""
+        from pathgan.models import broadcast_w, map_any_class
+        from pathgan.models._layers import refresh_batch_stats
+
+        mapping, gen = self.ema.module["mapping"], self.ema.module["generator"]
+        g = torch.Generator(device=self.device)
+        g.manual_seed(STATS_SEED)
+
+        def forward(n: int) -> None:
+            z = torch.randn(n, self.model_cfg.z_dim, generator=g, device=self.device)
+            gen(broadcast_w(map_any_class(mapping, z, g), gen.n_slots), generator=g)
+
+        return refresh_batch_stats(forward, gen)
+
     def save(self) -> Path:
+        self.refresh_ema_stats()
         path = self.run_dir / "checkpoints" / f"step-{self.step:07d}.pt"
         if self.rank == 0:
             save_checkpoint(path, self.state())
@@ -214,13 +251,13 @@ class Trainer:
         A conditional model needs ``labels`` (int64 [N], the real images' classes); the fakes of
         the step get the same classes, so they follow the data's class frequencies.
         """
-        from pathgan.train.losses import d_loss, g_loss, gradient_penalty, orthogonal_regularizer
+        from pathgan.train.losses import d_loss, g_loss, gradient_penalty, orthogonal_regularizer, r1_penalty
 
         cfg = self.cfg
         n = real.shape[0]
         real = real.to(self.device, non_blocking=True)
         c = labels.to(self.device, non_blocking=True) if labels is not None else None
-        if cfg.channels_last and self.device.type == "cuda":
+        if cfg.channels_last:
             real = real.contiguous(memory_format=torch.channels_last)
         autocast = torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp)
         # ---- discriminator ----
@@ -232,10 +269,17 @@ class Trainer:
             logits_r, logits_f = self._d_forward(real_aug, c), self._d_forward(fake_aug, c)
             loss_d = d_loss(cfg.loss, logits_r.float(), logits_f.float())
         gp = torch.zeros((), device=self.device)
-        if cfg.gp_weight > 0:
+        if cfg.gp_weight > 0 and self.step % cfg.penalty_every == 0:
             d_of_c = self._d_forward if c is None else (lambda x: self._d_forward(x, c))
-            gp = gradient_penalty(d_of_c, real_aug.detach().float(), fake_aug.detach().float(), generator=self.rng)
-        total_d = loss_d + cfg.gp_weight * gp
+            with autocast:
+                if cfg.penalty == "r1":
+                    gp = r1_penalty(d_of_c, real_aug.detach())
+                else:
+                    gp = gradient_penalty(d_of_c, real_aug.detach().float(), fake_aug.detach().float(),
+                                          generator=self.rng)
+            self._last["gp"] = float(gp.detach())
+        # Lazy regularisation: a penalty taken every k-th step weighs k times as much.
+        total_d = loss_d + cfg.gp_weight * cfg.penalty_every * gp
         if cfg.ortho_weight > 0:
             total_d = total_d + cfg.ortho_weight * orthogonal_regularizer(self.model.discriminator)
         self._check("discriminator loss", total_d)
@@ -243,7 +287,7 @@ class Trainer:
         self.scaler.scale(total_d).backward()
         self._sync_grads(self.d_params)
         self.scaler.unscale_(self.opt_d)
-        out = {"loss_d": float(loss_d.detach()), "gp": float(gp.detach()), "grad_norm_d": _grad_norm(self.d_params)}
+        out = {"loss_d": float(loss_d.detach()), "grad_norm_d": _grad_norm(self.d_params)}
         self.scaler.step(self.opt_d)
         # ---- generator ----
         if self.step % cfg.n_critic == 0:
@@ -251,8 +295,11 @@ class Trainer:
                 ws, _ = self._latents(n, c)
                 fake = self._g_forward(ws, generator=self.rng)
                 logits_f = self._d_forward(self._augment(fake.float()), c)
-                with torch.no_grad():
-                    logits_r = self._d_forward(self._augment(real), c)
+                if cfg.loss == "relativistic":  # the only generator loss that reads D on real images
+                    with torch.no_grad():
+                        logits_r = self._d_forward(self._augment(real), c)
+                else:
+                    logits_r = logits_f.detach()  # unused by g_loss; keeps its signature
                 loss_g = g_loss(cfg.loss, logits_r.float(), logits_f.float())
             total_g = loss_g
             if cfg.ortho_weight > 0:
@@ -264,7 +311,7 @@ class Trainer:
             self.scaler.unscale_(self.opt_g)
             out.update(loss_g=float(loss_g.detach()), grad_norm_g=_grad_norm(self.g_params))
             self.scaler.step(self.opt_g)
-            self.ema.update(self.g_modules, cfg.ema_decay)
+            self.ema.update(self.g_modules, self.ema_beta(n * self.world))
         self.scaler.update()
         # D parameters get no gradient from the G step's loss through backward into opt_g; clear
         # the D grads it left so they never leak into the next D step.
@@ -272,6 +319,17 @@ class Trainer:
         self.step += 1
         self._last.update(out)
         return out
+
+    def ema_beta(self, batch_images: int) -> float:
+        """Decay of this step's EMA update: ``ema_decay``, or with ``ema_kimg`` a half-life of that many
+        thousand images (ramped up to ``ema_rampup`` x the images seen so far)."""
+        cfg = self.cfg
+        if cfg.ema_kimg <= 0:
+            return cfg.ema_decay
+        half_life = cfg.ema_kimg * 1000.0
+        if cfg.ema_rampup > 0:
+            half_life = min(half_life, (self.step + 1) * cfg.batch_size * cfg.ema_rampup)
+        return float(0.5 ** (batch_images / max(half_life, 1e-8)))
 
     # -- sampling ------------------------------------------------------------------------------
     @torch.no_grad()
@@ -290,6 +348,7 @@ class Trainer:
         return to_uint8_nhwc(render(gen, mapping(z, c), rng=g))
 
     def write_samples(self) -> Path:
+        self.refresh_ema_stats()
         path = self.run_dir / "samples" / f"step-{self.step:07d}.png"
         images = self.sample_images(self.cfg.n_samples)
         if self.rank == 0:
@@ -297,6 +356,16 @@ class Trainer:
         return path
 
     # -- the loop ------------------------------------------------------------------------------
+    def _agree(self, flag: bool) -> bool:
+        """``flag`` on every process (any rank's True wins), so all ranks stop at the same step."""
+        if self.world == 1:
+            return flag
+        import torch.distributed as dist
+
+        t = torch.tensor([1.0 if flag else 0.0], device=self.device)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return bool(t.item() > 0)
+
     def _batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
         """(images, labels or None) forever, continuing from (epoch, position) and keeping them current."""
         per_epoch = len(self.loader.sampler)  # type: ignore[arg-type]
@@ -309,14 +378,24 @@ class Trainer:
                 yield batch["image"], batch.get("label")
 
     def run(self, steps: int | None = None) -> dict[str, float]:
-        """Train until ``steps`` (default ``cfg.steps``) discriminator steps have been taken."""
+        """Train until ``steps`` (default ``cfg.steps``) discriminator steps have been taken, or until
+        ``cfg.time_budget_min`` minutes have passed in this call, whichever comes first; either way
+        the last step gets samples and a checkpoint. ``self.stopped_by`` says which ended it."""
         from tqdm.auto import tqdm
 
         cfg = self.cfg
         target = cfg.steps if steps is None else steps
-        bar = tqdm(total=target, initial=self.step, desc="train", unit="step", disable=not self.progress or self.rank != 0)
-        window_t, window_imgs = time.perf_counter(), 0
+        budget_s = cfg.time_budget_min * 60.0
+        quiet = not self.progress or self.rank != 0
+        if budget_s > 0:  # a time budget: the bar counts seconds of it, the postfix the steps
+            bar = tqdm(total=round(budget_s), desc=f"train ({cfg.time_budget_min:g} min)", unit="s", disable=quiet,
+                       bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}{postfix}]")
+        else:
+            bar = tqdm(total=target, initial=self.step, desc="train", unit="step", disable=quiet)
+        t_start = time.perf_counter()
+        window_t, window_imgs = t_start, 0
         batch_iter = self._batches()
+        self.stopped_by = "steps"
         if self.step == 0 and self.rank == 0:
             self.write_samples()
         while self.step < target:
@@ -325,19 +404,27 @@ class Trainer:
                 raise ConfigError(f"model {self.model_cfg.name} is class-conditional but the dataset has no labels")
             self.train_step(real, labels)
             window_imgs += real.shape[0] * self.world
-            bar.update(1)
-            if self.step % cfg.log_every == 0 or self.step == target:
+            elapsed = time.perf_counter() - t_start
+            bar.update(min(elapsed, budget_s) - bar.n if budget_s > 0 else 1)
+            out_of_time = budget_s > 0 and self._agree(elapsed >= budget_s)
+            last = self.step == target or out_of_time
+            if self.step % cfg.log_every == 0 or last:
                 dt = time.perf_counter() - window_t
                 row = {"step": self.step, "kimg": round(self.step * cfg.batch_size / 1000, 3),
                        **{k: round(v, 6) for k, v in self._last.items()},
-                       "d_img_per_s": round(window_imgs / dt, 2) if dt > 0 else None, "time": round(time.time(), 1)}
+                       "d_img_per_s": round(window_imgs / dt, 2) if dt > 0 else None,
+                       "train_min": round(elapsed / 60, 3), "time": round(time.time(), 1)}
                 if self.rank == 0:
                     self.stats.write(row)
-                bar.set_postfix(loss_d=f"{self._last.get('loss_d', 0):.3f}", loss_g=f"{self._last.get('loss_g', 0):.3f}")
+                bar.set_postfix(step=self.step, loss_d=f"{self._last.get('loss_d', 0):.3f}",
+                                loss_g=f"{self._last.get('loss_g', 0):.3f}")
                 window_t, window_imgs = time.perf_counter(), 0
-            if self.step % cfg.sample_every == 0 or self.step == target:
+            if self.step % cfg.sample_every == 0 or last:
                 self.write_samples()
-            if self.step % cfg.checkpoint_every == 0 or self.step == target:
+            if self.step % cfg.checkpoint_every == 0 or last:
                 self.save()
+            if out_of_time:
+                self.stopped_by = "time_budget"
+                break
         bar.close()
         return dict(self._last)

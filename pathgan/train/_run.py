@@ -1,4 +1,4 @@
-"""Self-describing run directories: ``runs/00012-pathologygan-56-cpu/``.
+"""Self-describing run directories: ``runs/00012-pathologygan-64-cpu/``.
 
 ::
 

@@ -29,7 +29,7 @@ __all__ = [
     "translate",
 ]
 
-POLICIES = ("color", "translation", "cutout")
+POLICIES = ("color", "translation", "translation_reflect", "cutout")
 
 
 def _check_images(x: Tensor) -> None:
@@ -59,16 +59,18 @@ def _as_index(v: Tensor | int, n: int, device: torch.device) -> Tensor:
     return t.expand(n) if t.ndim == 0 else t
 
 
-def translate(x: Tensor, dx: Tensor | int, dy: Tensor | int) -> Tensor:
-    """Shift each image by whole pixels, filling with zeros.
+def translate(x: Tensor, dx: Tensor | int, dy: Tensor | int, *, reflect: bool = False) -> Tensor:
+    """Shift each image by whole pixels, filling with zeros (or with the mirror image of the edge).
 
     ``out[n, :, i, j] = x[n, :, i - dy[n], j - dx[n]]`` where that pixel exists, else 0: positive
-    ``dx`` moves content right (towards larger column index), positive ``dy`` moves it down.
+    ``dx`` moves content right (towards larger column index), positive ``dy`` moves it down. With
+    ``reflect`` a source index outside the image is mirrored back in about the edge pixel
+    (``-1 -> 1``, ``W -> W - 2``, numpy's ``"reflect"`` padding), so no black band appears.
 
     Parameters
     ----------
     x : ``[N, C, H, W]`` images.
-    dx, dy : ``[N]`` integer shifts in pixels (or one int for all).
+    dx, dy : ``[N]`` integer shifts in pixels (or one int for all); with ``reflect``, ``|d| < size``.
 
     Returns
     -------
@@ -80,6 +82,9 @@ def translate(x: Tensor, dx: Tensor | int, dy: Tensor | int) -> Tensor:
     dy_t = _as_index(dy, n, x.device)
     rows = torch.arange(h, device=x.device)[None, :] - dy_t[:, None]  # [N, H] source rows
     cols = torch.arange(w, device=x.device)[None, :] - dx_t[:, None]  # [N, W] source cols
+    if reflect:
+        rows = torch.where(rows < 0, -rows, torch.where(rows >= h, 2 * (h - 1) - rows, rows))
+        cols = torch.where(cols < 0, -cols, torch.where(cols >= w, 2 * (w - 1) - cols, cols))
     # Clamp-and-mask rather than pad-to-max-shift: no data-dependent shape, so no host sync.
     valid = ((rows >= 0) & (rows < h))[:, :, None] & ((cols >= 0) & (cols < w))[:, None, :]
     flat = rows.clamp(0, h - 1)[:, :, None] * w + cols.clamp(0, w - 1)[:, None, :]  # [N, H, W]
@@ -124,12 +129,16 @@ def _color(x: Tensor, generator: torch.Generator | None) -> Tensor:
     return (x - mean) * _uniform(n, 0.5, 1.5, x, generator) + mean
 
 
-def _translation(x: Tensor, generator: torch.Generator | None) -> Tensor:
+def _translation(x: Tensor, generator: torch.Generator | None, reflect: bool = False) -> Tensor:
     n, _, h, w = x.shape
     max_dy, max_dx = round(h / 8), round(w / 8)
     dx = _randint(n, -max_dx, max_dx + 1, x, generator)
     dy = _randint(n, -max_dy, max_dy + 1, x, generator)
-    return translate(x, dx, dy)
+    return translate(x, dx, dy, reflect=reflect)
+
+
+def _translation_reflect(x: Tensor, generator: torch.Generator | None) -> Tensor:
+    return _translation(x, generator, reflect=True)
 
 
 def _cutout(x: Tensor, generator: torch.Generator | None) -> Tensor:
@@ -141,7 +150,7 @@ def _cutout(x: Tensor, generator: torch.Generator | None) -> Tensor:
     return cutout(x, cx, cy, size)
 
 
-_OPS = {"color": _color, "translation": _translation, "cutout": _cutout}
+_OPS = {"color": _color, "translation": _translation, "translation_reflect": _translation_reflect, "cutout": _cutout}
 
 
 def diff_augment(
@@ -157,7 +166,10 @@ def diff_augment(
     * ``color``: brightness ``+U[-0.5, 0.5]``, saturation ``x U[0, 2]`` around each pixel's
       channel mean, contrast ``x U[0.5, 1.5]`` around each image's mean. Values may leave [0, 1];
       the discriminator does not care.
-    * ``translation``: integer shift of up to 1/8 of the height/width, zero fill.
+    * ``translation``: integer shift of up to 1/8 of the height/width, zero fill (DiffAugment's).
+    * ``translation_reflect``: the same shift with the edge mirrored in (StyleGAN2-ADA's integer
+      translation): the discriminator never sees a black band that real tissue does not have, so
+      the generator cannot pass off dark frames as "translated" real patches.
     * ``cutout``: one square of half the (smaller) side zeroed at a random centre.
 
     Parameters

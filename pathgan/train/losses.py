@@ -27,7 +27,7 @@ from torch.nn.utils import parametrize
 from pathgan.config import LossKind
 from pathgan.errors import ConfigError
 
-__all__ = ["d_loss", "g_loss", "gradient_penalty", "is_finite", "orthogonal_regularizer"]
+__all__ = ["d_loss", "g_loss", "gradient_penalty", "is_finite", "orthogonal_regularizer", "r1_penalty"]
 
 
 def _flat_logits(name: str, logits: Tensor) -> Tensor:
@@ -36,7 +36,16 @@ def _flat_logits(name: str, logits: Tensor) -> Tensor:
         return logits
     if logits.ndim == 2 and logits.shape[1] == 1:
         return logits[:, 0]
-    raise ValueError(f"{name} must have shape [N] or [N, 1], got {list(logits.shape)}")
+    raise ValueError(f"{name} must have shape [N], [N, 1] or [N, 1 + K], got {list(logits.shape)}")
+
+
+def _heads(real: Tensor, fake: Tensor) -> list[tuple[Tensor, Tensor]]:
+    """The (real, fake) logits of each discriminator head. ``[N, 1 + K]`` logits (a global logit
+    then K patch logits, :class:`pathgan.models.Discriminator` with ``d_patch_stage``) are two heads
+    of equal weight: the global one, and the K patch verdicts pooled as N * K terms."""
+    if real.ndim == 2 and real.shape[1] > 1 and fake.ndim == 2 and fake.shape[1] == real.shape[1]:
+        return [(real[:, 0], fake[:, 0]), (real[:, 1:].reshape(-1), fake[:, 1:].reshape(-1))]
+    return [(_flat_logits("real_logits", real), _flat_logits("fake_logits", fake))]
 
 
 def _check_kind(kind: str) -> None:
@@ -70,11 +79,14 @@ def d_loss(kind: LossKind, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
     Raises
     ------
     ConfigError : ``kind`` is not a :data:`pathgan.config.LossKind`.
-    ValueError : logits are not ``[N]`` or ``[N, 1]``.
+    ValueError : logits are not ``[N]``, ``[N, 1]`` or ``[N, 1 + K]`` (global + patch heads,
+        each head a term of equal weight).
     """
     _check_kind(kind)
-    real = _flat_logits("real_logits", real_logits)
-    fake = _flat_logits("fake_logits", fake_logits)
+    heads = _heads(real_logits, fake_logits)
+    if len(heads) > 1:
+        return sum((d_loss(kind, r, f) for r, f in heads), torch.zeros((), device=real_logits.device))
+    real, fake = heads[0]
     if kind == "relativistic":
         # Jolicoeur-Martineau (2018): D_ra(x_r, x_f) = sigmoid(C(x_r) - E[C(x_f)]). The mean of the
         # other batch is *not* detached: the discriminator is trained through both terms.
@@ -104,11 +116,14 @@ def g_loss(kind: LossKind, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
     Raises
     ------
     ConfigError : ``kind`` is not a :data:`pathgan.config.LossKind`.
-    ValueError : logits are not ``[N]`` or ``[N, 1]``.
+    ValueError : logits are not ``[N]``, ``[N, 1]`` or ``[N, 1 + K]`` (global + patch heads,
+        each head a term of equal weight).
     """
     _check_kind(kind)
-    real = _flat_logits("real_logits", real_logits)
-    fake = _flat_logits("fake_logits", fake_logits)
+    heads = _heads(real_logits, fake_logits)
+    if len(heads) > 1:
+        return sum((g_loss(kind, r, f) for r, f in heads), torch.zeros((), device=fake_logits.device))
+    real, fake = heads[0]
     if kind == "relativistic":
         # The discriminator's loss with the labels swapped: fakes should look "more real than
         # the average real", reals "less real than the average fake".
@@ -168,6 +183,31 @@ def gradient_penalty(
     # penalty needs one norm per sample over (C, H, W).
     grad_norm = torch.linalg.vector_norm(grad.flatten(start_dim=1), dim=1)  # [N]
     return ((grad_norm - 1.0) ** 2).mean()
+
+
+def r1_penalty(discriminator: Callable[[Tensor], Tensor], real: Tensor) -> Tensor:
+    """R1 penalty (Mescheder et al. 2018): ``mean_n ||dC(x_n)/dx_n||^2 / 2`` on real images.
+
+    Unlike :func:`gradient_penalty` it does not ask for unit gradients anywhere; it asks for a
+    flat discriminator on the data, which is what makes the simple non-saturating loss converge.
+    The training loop multiplies it by ``gp_weight`` (the usual gamma).
+
+    Parameters
+    ----------
+    discriminator : maps ``[N, C, H, W]`` images to ``[N]`` or ``[N, 1]`` logits, each sample's logit
+        depending only on that sample (see :func:`gradient_penalty`; minibatch-std breaks this
+        slightly, as in StyleGAN, and the penalty is then that of the batch sum).
+    real : ``[N, C, H, W]`` real images (detached here).
+
+    Returns
+    -------
+    0-d tensor, differentiable w.r.t. the discriminator's parameters.
+    """
+    if real.ndim != 4:
+        raise ValueError(f"real must be [N, C, H, W], got {list(real.shape)}")
+    x = real.detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(discriminator(x).float().sum(), x, create_graph=True)
+    return 0.5 * grad.float().square().flatten(1).sum(dim=1).mean()
 
 
 def _raw_weight(layer: nn.Module) -> Tensor | None:

@@ -271,3 +271,21 @@ def test_ema_state_dict_round_trip_and_mismatch() -> None:
         ema.update(nn.Linear(4, 2), 0.5)
     with pytest.raises(ValueError, match="decay"):
         ema.update(model, 1.5)
+
+
+def test_reflect_translation_matches_numpy_reflect_padding() -> None:
+    """translate(reflect=True) equals numpy's 'reflect' pad followed by a crop, per sample."""
+    import numpy as np
+
+    from pathgan.train.augment import translate
+
+    x = torch.rand(3, 2, 9, 7)
+    dx, dy = torch.tensor([3, -2, 0]), torch.tensor([-4, 1, 5])
+    out = translate(x, dx, dy, reflect=True).numpy()
+    for n in range(3):
+        p = 6
+        padded = np.pad(x[n].numpy(), ((0, 0), (p, p), (p, p)), mode="reflect")
+        ref = padded[:, p - int(dy[n]) : p - int(dy[n]) + 9, p - int(dx[n]) : p - int(dx[n]) + 7]
+        np.testing.assert_array_equal(out[n], ref)
+    # no zero band: every output value is one of the input's
+    assert float(translate(torch.ones(1, 1, 8, 8), 3, -3, reflect=True).min()) == 1.0

@@ -111,6 +111,8 @@ def test_train_yaml_files_are_valid(path: Path) -> None:
 
     cfg = from_dict(TrainConfig, yaml.safe_load(path.read_text()))
     assert cfg.model == path.stem and get_config(cfg.model).name == path.stem
-    if path.stem == "pathologygan-224":  # the paper's optimisation settings
+    if path.stem == "pathologygan-224-paper":  # the paper's optimisation settings and architecture
         assert (cfg.batch_size, cfg.n_critic, cfg.lr_d, cfg.lr_g, cfg.beta1) == (64, 5, 1e-4, 1e-4, 0.5)
-        assert get_config(cfg.model).z_dim == 200
+        assert (cfg.loss, cfg.penalty, cfg.gp_weight) == ("relativistic", "interpolates", 0.65)
+        model = get_config(cfg.model)
+        assert (model.z_dim, model.upsample, model.style, model.weights) == (200, "transposed", "adain", "spectral")

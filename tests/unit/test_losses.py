@@ -97,8 +97,23 @@ def test_column_logits_equal_flat_logits() -> None:
 def test_bad_kind_and_shapes_are_rejected() -> None:
     with pytest.raises(ConfigError, match="'relativistic gradient penalty'"):
         d_loss("relativistic gradient penalty", REAL, FAKE)  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match=r"\[N\] or \[N, 1\]"):
+    with pytest.raises(ValueError, match=r"\[N\], \[N, 1\] or \[N, 1 \+ K\]"):
         g_loss("hinge", REAL, torch.zeros(2, 2))
+
+
+def test_patch_heads_are_two_terms_of_equal_weight() -> None:
+    """[N, 1 + K] logits: the loss of the global column plus the loss of the K patch columns pooled,
+    each computed as for plain logits (hand-built from the single-head losses)."""
+    torch.manual_seed(0)
+    real, fake = torch.randn(4, 1 + 9), torch.randn(4, 1 + 9)
+    for kind in ("hinge", "nonsaturating", "relativistic", "wgan"):
+        want_d = d_loss(kind, real[:, 0], fake[:, 0]) + d_loss(kind, real[:, 1:].reshape(-1), fake[:, 1:].reshape(-1))
+        want_g = g_loss(kind, real[:, 0], fake[:, 0]) + g_loss(kind, real[:, 1:].reshape(-1), fake[:, 1:].reshape(-1))
+        torch.testing.assert_close(d_loss(kind, real, fake), want_d)
+        torch.testing.assert_close(g_loss(kind, real, fake), want_g)
+    # hinge by hand for the patch term: mean over all N * K patch verdicts
+    hand = torch.relu(1 - real[:, 1:]).mean() + torch.relu(1 + fake[:, 1:]).mean()
+    torch.testing.assert_close(d_loss("hinge", real, fake) - d_loss("hinge", real[:, 0], fake[:, 0]), hand)
 
 
 # ---------------------------------------------------------------- gradient penalty
