@@ -98,12 +98,12 @@ def tile_command(inputs: tuple[Path, ...], manifest: Path | None, out_dir: Path,
     from pathgan.stages import tile_slides
 
     try:
-        if overlap_px is not None:
-            if options.get("stride_px") is not None:
-                raise click.UsageError("give --stride-px or --overlap-px, not both")
-            options["stride_px"] = (options.get("patch_px") or 256) - overlap_px
+        if overlap_px is not None and options.get("stride_px") is not None:
+            raise click.UsageError("give --stride-px or --overlap-px, not both")
         renamed = {"thumbnail_mpp": "tissue.thumbnail_mpp"}
         cfg = _load_tile_config(config_path, {renamed.get(k, k): v for k, v in options.items()})
+        if overlap_px is not None:  # after --config and --patch-px are merged: 512 - 32 = 224 + 32
+            cfg = cfg.with_overlap(overlap_px)
         if bool(inputs) == bool(manifest):
             raise click.UsageError("give slide files/folders or --manifest (exactly one of them)")
         if manifest is not None:
@@ -169,24 +169,29 @@ def _load_train_config(config_path: Path | None, sets: dict[str, Any]) -> Any:
 @click.option("--stores", "stores", multiple=True, type=click.Path(path_type=Path), required=True,
               help="Patch stores (<slide_id>.zarr) or folders of them; repeatable.")
 @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="YAML of TrainConfig fields, e.g. configs/train/pathologygan-56-cpu.yaml.")
+              help="YAML of TrainConfig fields, e.g. configs/train/pathologygan-64-cpu.yaml.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override one TrainConfig field; repeatable.")
 @click.option("--runs", "runs_root", type=click.Path(path_type=Path), default=Path("runs"), show_default=True,
               help="Folder where numbered run directories are created.")
 @click.option("--resume", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Continue this run directory exactly from its latest checkpoint (--set steps=N extends it).")
+@click.option("--minutes", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Stop after this many minutes of training, with a final checkpoint and sample grid, even "
+                   "before the configured steps (same as --set time_budget_min=M; with --resume, for this session).")
 @click.option("--device", default="auto", show_default=True, help="auto (cuda, mps, cpu), cpu, cuda, cuda:1, mps.")
 @click.option("--dry-run", is_flag=True, help="Print the resolved configuration and exit.")
 @click.option("--progress/--no-progress", default=True, help="Progress bar on stderr.")
 def train_latent_command(stores: tuple[Path, ...], config_path: Path | None, sets: tuple[str, ...], runs_root: Path,
-                         resume: Path | None, device: str, dry_run: bool, progress: bool) -> None:
+                         resume: Path | None, minutes: float | None, device: str, dry_run: bool,
+                         progress: bool) -> None:
     """Train a PathologyGAN on patch stores; writes a self-describing run directory.
 
     \b
     Examples:
-      pathgan train-latent --stores out/tiles --config configs/train/pathologygan-56-cpu.yaml
+      pathgan train-latent --stores out/tiles --config configs/train/pathologygan-64-cpu.yaml
       pathgan train-latent --stores out/tiles --config configs/train/pathologygan-224.yaml --set batch_size=32
-      pathgan train-latent --stores out/tiles --resume runs/00003-pathologygan-56-cpu --set steps=20000
+      pathgan train-latent --stores out/tiles --config configs/train/pathologygan-64-cpu.yaml --minutes 60   # a fixed allocation
+      pathgan train-latent --stores out/tiles --resume runs/00003-pathologygan-64-cpu --set steps=20000
       pathgan train-latent --stores out/tiles --config ... --set labels=manifest     # class-conditional (cGAN)
       pathgan train-latent --stores out/tiles --config ... --set labels=tiles.csv    # slide_id,x,y,label
       torchrun --nproc_per_node 4 -m pathgan.cli train-latent --stores ... --config ...
@@ -210,13 +215,18 @@ def train_latent_command(stores: tuple[Path, ...], config_path: Path | None, set
         else:
             cfg = _load_train_config(config_path, overrides)
             model_cfg = get_config(cfg.model)
+        if minutes is not None:
+            from dataclasses import replace
+
+            cfg = replace(cfg, time_budget_min=float(minutes))
         if dry_run:
             click.echo(yaml.safe_dump({"train": to_dict(cfg), "model": to_dict(model_cfg)}, sort_keys=False))
             return
         from pathgan.stages.train import train_latent
 
         run_dir = train_latent(list(stores), cfg, runs_root=runs_root, device=device, resume=resume,
-                               progress=progress, steps_override=steps_override)
+                               progress=progress, steps_override=steps_override,
+                               budget_override=None if resume is None else minutes)
     except PathganError as err:
         raise click.ClickException(str(err)) from err
     click.echo(f"run directory: {run_dir}  (samples/, checkpoints/, stats.jsonl)")
@@ -277,12 +287,12 @@ def encode_command(stores: tuple[Path, ...], run_dir: Path, device: str, batch_s
 
     \b
     Examples:
-      pathgan encode --run runs/00003-pathologygan-56-cpu out/tiles
-      pathgan encode --run runs/00003-pathologygan-56-cpu --device cuda --batch-size 256 a.zarr b.zarr
+      pathgan encode --run runs/00003-pathologygan-64-cpu out/tiles
+      pathgan encode --run runs/00003-pathologygan-64-cpu --device cuda --batch-size 256 a.zarr b.zarr
 
     \b
     Then, in Python:
-      PatchStore("out/tiles/a.zarr").latents("00003-pathologygan-56-cpu")   # float32 [N, w_dim]
+      PatchStore("out/tiles/a.zarr").latents("00003-pathologygan-64-cpu")   # float32 [N, w_dim]
     """
     try:
         from pathgan.latents import LatentModel
@@ -330,8 +340,8 @@ def train_encoder_command(run_dir: Path, stores: tuple[Path, ...], config_path: 
 
     \b
     Examples:
-      pathgan train-encoder runs/00003-pathologygan-56-cpu
-      pathgan train-encoder runs/00003-pathologygan-56-cpu --set steps=10000 --set real_weight=1
+      pathgan train-encoder runs/00003-pathologygan-64-cpu
+      pathgan train-encoder runs/00003-pathologygan-64-cpu --set steps=10000 --set real_weight=1
     """
     from pathgan.config import EncoderConfig
 
@@ -383,8 +393,8 @@ def roi_command(store: Path, run_id: str, classifier_path: Path | None, class_na
 
     \b
     Examples:
-      pathgan roi --run-id 00003-pathologygan-56-cpu --classifier out/classify/tumour --class tumour out/tiles/a.zarr
-      pathgan roi --run-id 00003-pathologygan-56-cpu --direction nuclei.npy --threshold 0.7 out/tiles/a.zarr
+      pathgan roi --run-id 00003-pathologygan-64-cpu --classifier out/classify/tumour --class tumour out/tiles/a.zarr
+      pathgan roi --run-id 00003-pathologygan-64-cpu --direction nuclei.npy --threshold 0.7 out/tiles/a.zarr
     """
     if (classifier_path is None) == (direction_path is None):
         raise click.UsageError("give --classifier DIR --class NAME, or --direction FILE.npy (exactly one)")
@@ -442,8 +452,8 @@ def export_synthetic_command(run_dir: Path, n: int, classes: tuple[str, ...], tr
 
     \b
     Examples:
-      pathgan export-synthetic --run runs/00003-pathologygan-56-cpu --n 64
-      pathgan export-synthetic --run runs/00003-pathologygan-56-cpu --n 500 --class tumor --class stroma \\
+      pathgan export-synthetic --run runs/00003-pathologygan-64-cpu --n 64
+      pathgan export-synthetic --run runs/00003-pathologygan-64-cpu --n 500 --class tumor --class stroma \\
           --labels tile_labels.csv --format both --out out/synthetic/tumor-stroma
     """
     from pathgan.downstream import ExportConfig
@@ -487,8 +497,8 @@ def classify_command(stores: tuple[Path, ...], run_id: str, labels_csv: Path | N
 
     \b
     Examples:
-      pathgan classify --run-id 00003-pathologygan-56-cpu out/tiles
-      pathgan classify --run-id 00003-pathologygan-56-cpu --labels tiles.csv --model mlp --out out/cls a.zarr b.zarr
+      pathgan classify --run-id 00003-pathologygan-64-cpu out/tiles
+      pathgan classify --run-id 00003-pathologygan-64-cpu --labels tiles.csv --model mlp --out out/cls a.zarr b.zarr
 
     \b
     Then, in Python:

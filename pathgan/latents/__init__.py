@@ -2,7 +2,7 @@
 (generate, encode, interpolate), latent arithmetic, nearest real patches and plots.
 
 >>> from pathgan import latents as L
->>> m = L.LatentModel.load("runs/00000-pathologygan-56-cpu")        # doctest: +SKIP
+>>> m = L.LatentModel.load("runs/00000-pathologygan-64-cpu")        # doctest: +SKIP
 >>> d = L.direction(w_dense, w_sparse)                              # doctest: +SKIP
 >>> fig = L.strip(m.generate(L.walk(m.mean_w, d, [-2, -1, 0, 1, 2])))  # doctest: +SKIP
 """

@@ -1,7 +1,7 @@
 """A trained run opened for notebooks: generate from w or z, encode images to w, interpolate.
 
 >>> from pathgan.latents import LatentModel
->>> m = LatentModel.load("runs/00000-pathologygan-56-cpu")     # doctest: +SKIP
+>>> m = LatentModel.load("runs/00000-pathologygan-64-cpu")     # doctest: +SKIP
 >>> w = m.encode(patches)                                    # uint8 [N, H, W, 3] -> float32 [N, w_dim]
 >>> images = m.generate(w)                                   # -> uint8 [N, px, px, 3]
 """

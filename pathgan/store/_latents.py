@@ -54,7 +54,7 @@ def check_run_id(run_id: str) -> str:
     if not isinstance(run_id, str) or not _RUN_ID.fullmatch(run_id):
         raise ConfigError(
             f"run id {run_id!r} is not allowed: use a non-empty name of letters, digits, '.', '_' and '-' "
-            "starting with a letter or digit (e.g. the run directory's name '00012-pathologygan-56-cpu')"
+            "starting with a letter or digit (e.g. the run directory's name '00012-pathologygan-64-cpu')"
         )
     return run_id
 

@@ -50,7 +50,7 @@ class PatchStore:
     --------
     >>> store = PatchStore("out/CMU-1.zarr")          # doctest: +SKIP
     >>> batch = store.read(np.arange(64))              # uint8 [64, 256, 256, 3]
-    >>> w = store.latents("00012-pathologygan-56-cpu")  # float32 [N, w_dim], after pathgan encode
+    >>> w = store.latents("00012-pathologygan-64-cpu")  # float32 [N, w_dim], after pathgan encode
     """
 
     def __init__(self, path: str | Path) -> None:

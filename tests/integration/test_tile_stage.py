@@ -131,6 +131,23 @@ def test_cli_exit_codes_and_h5(tmp_path, tissue_slide, corrupt_slide):
     assert res.exit_code != 0 and "mpp=-1.0 is not allowed" in res.output
 
 
+def test_overlap_follows_patch_px_from_config_file(tmp_path, tissue_slide):
+    # --overlap-px is applied after --config is merged: patch_px 128 from the file, overlap 32 ->
+    # stride 96 (the CLI used to subtract from its own default of 256 and give 224).
+    path, _, _ = tissue_slide
+    cfg = tmp_path / "tile.yaml"
+    cfg.write_text("patch_px: 128\n")
+    res = CliRunner().invoke(main, ["tile", str(path), "--out", str(tmp_path / "o"), "--workers", "1",
+                                    "--config", str(cfg), "--overlap-px", "32", "--no-progress"])
+    assert res.exit_code == 0, res.output
+    (store_path,) = (tmp_path / "o").glob("*.zarr")
+    store = PatchStore(store_path)
+    assert (store.attrs["patch_px"], store.attrs["stride_px"]) == (128, 96)
+    res = CliRunner().invoke(main, ["tile", str(path), "--out", str(tmp_path / "o2"), "--config", str(cfg),
+                                    "--overlap-px", "128", "--no-progress"])
+    assert res.exit_code != 0 and "overlap_px=128 is not allowed" in res.output
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -237,3 +237,23 @@ def test_dataloader_workers_do_not_change_training(stores: Path, tmp_path: Path)
     a = train_latent([stores], _cfg(steps=3, num_workers=0), runs_root=tmp_path / "a", device="cpu", progress=False)
     b = train_latent([stores], _cfg(steps=3, num_workers=2), runs_root=tmp_path / "b", device="cpu", progress=False)
     _assert_same(_state(a)["models"], _state(b)["models"], "models")
+
+
+def test_time_budget_stops_with_checkpoint_and_samples(stores: Path, tmp_path: Path) -> None:
+    """--minutes stops a run that could go on for a million steps, at a step boundary, with the
+    last step's checkpoint and sample grid; the logged training time has passed the budget."""
+    result = CliRunner().invoke(main, ["train-latent", "--stores", str(stores), "--runs", str(tmp_path), "--device", "cpu",
+                                       "--no-progress", "--minutes", "0.03", "--set", f"model={TINY}", "--set", "batch_size=8",
+                                       "--set", "steps=1000000", "--set", "min_tissue_fraction=0", "--set",
+                                       "max_white_fraction=1", "--set", "checkpoint_every=1000000", "--set",
+                                       "sample_every=1000000", "--set", "log_every=1000000"])
+    assert result.exit_code == 0, result.output
+    run = next(tmp_path.iterdir())
+    ck = _state(run)
+    assert 1 <= ck["step"] < 1_000_000
+    assert ck["config"]["train"]["time_budget_min"] == pytest.approx(0.03)
+    assert (run / "samples" / f"step-{ck['step']:07d}.png").is_file()
+    rows = [json.loads(x) for x in (run / "stats.jsonl").read_text().splitlines()]
+    assert rows[-1]["step"] == ck["step"] and rows[-1]["train_min"] >= 0.03
+    bad = CliRunner().invoke(main, ["train-latent", "--stores", str(stores), "--minutes", "0", "--dry-run"])
+    assert bad.exit_code != 0 and "--minutes" in bad.output
