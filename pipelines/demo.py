@@ -18,6 +18,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "out" / "demo"
+PRESET = "pathologygan-64-cpu"
 
 
 def _manifest_for(data: Path) -> Path:
@@ -80,7 +81,7 @@ def main() -> int:
             print(f"  {r.slide_id:<28} {r.status:<9} {r.n_patches:>6} patches  {r.seconds:6.1f} s  {r.error}")
         if any(r.status == "failed" for r in rows):
             return 1
-        # The 56-px CPU model trains on 64-px patches at 1 um/px (random 56-px crops), overlapping.
+        # The 64-px CPU model trains on 64-px patches at 1 um/px, overlapping by half.
         small = OUT / "stores-1um-64px"
         tile_slides(entries, small, TileConfig(mpp=1.0, patch_px=64, stride_px=32), client=client,
                     overwrite=True, progress=False)
@@ -90,17 +91,18 @@ def main() -> int:
     return train_briefly(small)
 
 
-def train_briefly(stores: Path, steps: int = int(os.environ.get("PATHGAN_DEMO_STEPS", "300"))) -> int:
-    """A short run of the CPU config (about 0.25 s per step on 2 cores) and its sample grid."""
+def train_briefly(stores: Path, minutes: float = float(os.environ.get("PATHGAN_DEMO_MINUTES", "10"))) -> int:
+    """The CPU preset for a fixed wall-clock budget (``train-latent --minutes``), then its sample grid."""
     import yaml
 
     from pathgan.config import TrainConfig, from_dict
     from pathgan.stages.train import train_latent
 
-    data = yaml.safe_load((REPO / "configs" / "train" / "pathologygan-56-cpu.yaml").read_text())
-    cfg = from_dict(TrainConfig, {**data, "steps": steps, "sample_every": steps, "checkpoint_every": steps,
+    data = yaml.safe_load((REPO / "configs" / "train" / f"{PRESET}.yaml").read_text())
+    cfg = from_dict(TrainConfig, {**data, "time_budget_min": minutes, "sample_every": 500, "checkpoint_every": 10**9,
                                   "val_fraction": 0.0})
-    print(f"demo: training pathologygan-56-cpu for {steps} steps on {stores} (PATHGAN_DEMO_STEPS to change)")
+    print(f"demo: training {PRESET} for {minutes:g} minutes on {stores} (PATHGAN_DEMO_MINUTES to change); "
+          "the progress bar counts the seconds of the budget; a final checkpoint and samples follow")
     run_dir = train_latent([stores], cfg, runs_root=OUT / "runs", device="auto")
     grid = sorted((run_dir / "samples").glob("*.png"))[-1]
     print(f"run:      {run_dir}  (config.yaml, stats.jsonl, checkpoints/)")
