@@ -71,7 +71,7 @@ def main() -> int:
     data_path = B.prepare(args.work, block_um=args.block_um, synthetic=False)
     rows = variants()
     for extra in args.extra:
-        name, t, m = (extra.split("|") + ["", ""])[:3]
+        name, t, m = [*extra.split("|"), "", ""][:3]
         rows.append((name, rows[-1][1] + [x for x in t.split(";") if x], rows[-1][2] + [x for x in m.split(";") if x]))
     todo = [i for i in range(len(rows)) if args.only is None or i in args.only]
     root = args.work / "ablation"
@@ -84,8 +84,7 @@ def main() -> int:
                 continue
             cmd = [sys.executable, str(HERE / "bench_quality.py"), "--worker", "pathgan", "--seed", str(args.seed),
                    "--data", str(data_path), "--out", str(out), "--marks", f"{args.minutes:g}", "--threads", "1",
-                   "--preset", OLD, *sum((["--train-set", x] for x in rows[i][1]), []),
-                   *sum((["--model-set", x] for x in rows[i][2]), [])]
+                   "--preset", OLD, *B._repeat("--train-set", rows[i][1]), *B._repeat("--model-set", rows[i][2])]
             procs.append(subprocess.Popen(cmd, env=env))
         if any(p.wait() for p in procs):
             raise SystemExit("an ablation worker failed")

@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import math
 import os
 import platform
 import subprocess
@@ -60,10 +59,7 @@ def prepare(work: Path, *, block_um: float, synthetic: bool) -> Path:
     if out.exists():
         return out
     work.mkdir(parents=True, exist_ok=True)
-    if synthetic:
-        arrays = _synthetic_patches(block_um)
-    else:
-        arrays = _real_patches(work, block_um)
+    arrays = _synthetic_patches(block_um) if synthetic else _real_patches(work, block_um)
     _check_holdout(arrays)
     tmp = out.with_name("data.partial.npz")
     np.savez(tmp, **arrays)
@@ -265,14 +261,18 @@ def train_both(args: argparse.Namespace, data: Path, seed: int) -> dict[str, Pat
             continue
         cmd = [sys.executable, __file__, "--worker", method, "--seed", str(seed), "--data", str(data), "--out", str(out),
                "--marks", ",".join(f"{m:g}" for m in _marks(args)), "--threads", str(args.threads),
-               "--preset", args.preset, *sum((["--baseline", b] for b in args.baseline), []),
-               *sum((["--train-set", b] for b in args.train_set), []),
-               *sum((["--model-set", b] for b in args.model_set), [])]
+               "--preset", args.preset, *_repeat("--baseline", args.baseline), *_repeat("--train-set", args.train_set),
+               *_repeat("--model-set", args.model_set)]
         procs.append(subprocess.Popen(cmd, env=env))
         outs[method] = out
     if any(p.wait() for p in procs):
         raise SystemExit("a training worker failed")
     return outs
+
+
+def _repeat(flag: str, values: list[str]) -> list[str]:
+    """``[flag, v1, flag, v2, ...]``: a repeatable option on a worker's command line."""
+    return [x for v in values for x in (flag, v)]
 
 
 def _marks(args: argparse.Namespace) -> list[float]:
@@ -362,7 +362,8 @@ def generate(snap: dict[str, Any], n: int) -> Any:
                 parts.append(render(mods["generator"], mods["mapping"](z), rng=gen).clamp(0, 1))
             return torch.cat(parts)
         sys.path.insert(0, str(HERE))
-        from quality_baseline import BaselineConfig, Generator as BaseG
+        from quality_baseline import BaselineConfig
+        from quality_baseline import Generator as BaseG
 
         cfg_d = dict(snap["config"])
         for key in ("g_channels", "d_channels"):

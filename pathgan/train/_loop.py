@@ -251,7 +251,13 @@ class Trainer:
         A conditional model needs ``labels`` (int64 [N], the real images' classes); the fakes of
         the step get the same classes, so they follow the data's class frequencies.
         """
-        from pathgan.train.losses import d_loss, g_loss, gradient_penalty, orthogonal_regularizer, r1_penalty
+        from pathgan.train.losses import (
+            d_loss,
+            g_loss,
+            gradient_penalty,
+            orthogonal_regularizer,
+            r1_penalty,
+        )
 
         cfg = self.cfg
         n = real.shape[0]

@@ -37,7 +37,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from pathgan.data import checkerboard_regions  # one definition, shared with training's spatial hold-out
+from pathgan.data import (
+    checkerboard_regions,  # one definition, shared with training's spatial hold-out
+)
 
 CLASSES = ("dense", "sparse")  # sorted: the conditional GAN's class order
 
