@@ -122,6 +122,7 @@ class Trainer:
             self._g_forward = torch.compile(self.model.generator)  # type: ignore[assignment]
             self._d_forward = torch.compile(self.model.discriminator)  # type: ignore[assignment]
         self._last: dict[str, float] = {}
+        self._ema_stats_step = -1  # step at which refresh_ema_stats last ran (save and samples share it)
 
     @property
     def loader(self) -> Any:
@@ -180,10 +181,14 @@ class Trainer:
     def refresh_ema_stats(self) -> bool:
         """Re-estimate the batch-norm statistics of the averaged generator on 1,024 of its own samples
         (fixed latents; the training RNG is untouched). The live generator's running averages belong
-        to other weights. A no-op (False) for generators without batch norm."""
+        to other weights. A no-op (False) for generators without batch norm, or when already done at
+        this step."""
         from pathgan.models import broadcast_w, map_any_class
         from pathgan.models._layers import refresh_batch_stats
 
+        if self._ema_stats_step == self.step:  # the averaged weights only change in train_step
+            return False
+        self._ema_stats_step = self.step
         mapping, gen = self.ema.module["mapping"], self.ema.module["generator"]
         g = torch.Generator(device=self.device)
         g.manual_seed(STATS_SEED)
