@@ -10,6 +10,7 @@ from __future__ import annotations
 __all__ = [
     "ConfigError",
     "GeoJSONError",
+    "LockError",
     "ManifestError",
     "MissingMPPError",
     "NoTissueError",
@@ -70,3 +71,7 @@ class GeoJSONError(PathganError, ValueError):
 class StainError(PathganError, ValueError):
     """An image given to stain normalisation or augmentation is invalid (shape, dtype, range), or a
     stain target has no tissue; the message names what was received and what is allowed."""
+
+
+class LockError(PathganError):
+    """An output folder is held by another running pathgan process; the message names the owner."""

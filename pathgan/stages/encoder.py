@@ -16,14 +16,13 @@ partial folder. ``overwrite`` retrains and replaces a finished encoder only once
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from pathgan._io import atomic_replace, fsync_tree
 from pathgan.config import EncoderConfig
 from pathgan.errors import ConfigError
 from pathgan.train._load import file_sha256, held_out_dataset, load_generator, load_run_config
@@ -128,9 +127,8 @@ def train_encoder(
     if real is not None:
         _save_recon_grid(partial / "recon.png", generator, encoder, real[:8].to(dev))
 
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(partial, final)
+    fsync_tree(partial)
+    atomic_replace(partial, final)
     return final
 
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
+from pathgan._io import atomic_write_text
 from pathgan.errors import ConfigError
 from pathgan.train._load import held_out_dataset, load_generator, load_run_config
 
@@ -89,8 +89,6 @@ def evaluate_run(
         "image_px": model_cfg.image_px,
     }
     out = run_dir / f"eval-{ckpt_path.stem}-{extractor}-n{n}.json"
-    tmp = out.with_name(out.name + ".partial")
-    tmp.write_text(json.dumps(result, indent=1))
-    os.replace(tmp, out)
+    atomic_write_text(out, json.dumps(result, indent=1))
     result["path"] = str(out)
     return result

@@ -20,9 +20,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import json
-import os
 import shutil
-import uuid
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -31,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from pathgan import __version__
+from pathgan._io import atomic_replace, fsync_tree
 from pathgan.downstream._synthetic import (
     ClassCentroids,
     ExportConfig,
@@ -75,15 +74,10 @@ def _run_stores(run_dir: Path, saved: dict[str, Any]) -> list[Path]:
 
 def _install(partial: Path, out: Path, overwrite: bool) -> None:
     """Rename the finished ``partial`` to ``out``; an old ``out`` is moved aside first, then removed."""
-    if out.exists() or out.is_symlink():
-        if not overwrite:
-            raise ConfigError(f"{out} appeared while this export was running; nothing was replaced")
-        trash = out.with_name(f"{out.name}.old-{uuid.uuid4().hex[:8]}")
-        os.replace(out, trash)
-        os.replace(partial, out)
-        shutil.rmtree(trash, ignore_errors=True)
-    else:
-        os.replace(partial, out)
+    if (out.exists() or out.is_symlink()) and not overwrite:
+        raise ConfigError(f"{out} appeared while this export was running; nothing was replaced")
+    fsync_tree(partial)
+    atomic_replace(partial, out)
 
 
 def export_synthetic(

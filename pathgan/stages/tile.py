@@ -12,7 +12,6 @@ import csv
 import hashlib
 import io
 import json
-import os
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -22,6 +21,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from pathgan._io import atomic_write_text
+from pathgan._lock import folder_lock
 from pathgan.config import TileConfig
 from pathgan.errors import StainError, StoreError
 from pathgan.manifest import SlideEntry
@@ -150,16 +151,34 @@ def tile_slides(
     With ``cfg.stain_normalize`` the target is fitted here, once (:func:`fit_stain_target`), and
     every patch is normalised to it before it is stored.
 
+    The folder is locked for the run (``out_dir/.pathgan.lock``): a second ``tile`` into it fails
+    fast with :class:`~pathgan.errors.LockError`, and a lock left by a killed run is recovered.
+
     Raises
     ------
+    LockError : another live process is tiling into ``out_dir``.
     StainError : the stain target cannot be read or has too little tissue (before any slide is touched).
     """
+    out = Path(out_dir)
+    with folder_lock(out, "tile"):
+        return _tile_locked(entries, out, cfg, client=client, overwrite=overwrite, progress=progress,
+                            on_status=on_status)
+
+
+def _tile_locked(
+    entries: Sequence[SlideEntry],
+    out: Path,
+    cfg: TileConfig,
+    *,
+    client: Any,
+    overwrite: bool,
+    progress: bool,
+    on_status: Callable[[SlideStatus], None] | None,
+) -> list[SlideStatus]:
     from distributed import as_completed
     from tqdm.auto import tqdm
 
     stain = fit_stain_target(cfg)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     results: dict[str, SlideStatus] = {}
 
     def record(status: SlideStatus) -> None:
@@ -261,12 +280,11 @@ def tile_slides(
 
 def write_status_table(path: Path, rows: Sequence[SlideStatus]) -> None:
     """CSV with columns slide_id, status, n_patches, seconds, error, store (atomic write)."""
-    tmp = path.with_name(path.name + ".partial")
-    with tmp.open("w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["slide_id", "status", "n_patches", "seconds", "error", "store"])
-        for r in rows:
-            w.writerow([r.slide_id, r.status, r.n_patches, f"{r.seconds:.2f}", r.error, r.store])
-    os.replace(tmp, path)
+    buf = io.StringIO(newline="")
+    w = csv.writer(buf)
+    w.writerow(["slide_id", "status", "n_patches", "seconds", "error", "store"])
+    for r in rows:
+        w.writerow([r.slide_id, r.status, r.n_patches, f"{r.seconds:.2f}", r.error, r.store])
+    atomic_write_text(path, buf.getvalue())
 
 

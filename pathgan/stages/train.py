@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
+from pathgan._lock import folder_lock
 from pathgan.config import TrainConfig
 from pathgan.errors import ConfigError
 from pathgan.store import expand_stores
@@ -113,11 +115,13 @@ def train_latent(
             write_yaml(run_dir / "config.yaml", {"train": asdict(cfg), "model": asdict(model_cfg),
                                                   "data": provenance, "stores": [str(p) for p in paths]})
 
-    trainer = Trainer(cfg, model_cfg, dataset=dataset, run_dir=run_dir, device=dev,
-                      provenance=provenance, rank=rank, world=world, progress=progress)
-    if resume is not None:
-        trainer.resume()
-    trainer.run()
+    # One writer per run: a second --resume of the same run fails fast (rank 0 holds the lock).
+    with folder_lock(run_dir, "train-latent") if rank == 0 else contextlib.nullcontext():
+        trainer = Trainer(cfg, model_cfg, dataset=dataset, run_dir=run_dir, device=dev,
+                          provenance=provenance, rank=rank, world=world, progress=progress)
+        if resume is not None:
+            trainer.resume()
+        trainer.run()
     return run_dir
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import h5py
 import numpy as np
+
+from pathgan._io import atomic_path
 
 __all__ = ["write_clam_h5"]
 
@@ -31,8 +32,7 @@ def write_clam_h5(
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".partial")
-    with h5py.File(tmp, "w") as f:
+    with atomic_path(path, suffix=".h5") as tmp, h5py.File(tmp, "w") as f:
         dset = f.create_dataset("coords", data=np.asarray(coords_xy, np.int64).reshape(-1, 2))
         dset.attrs["patch_size"] = int(patch_size_level_px)
         dset.attrs["patch_level"] = int(patch_level)
@@ -43,4 +43,3 @@ def write_clam_h5(
         dset.attrs["save_path"] = str(path.parent)
         dset.attrs["target_mpp"] = float(target_mpp)
         dset.attrs["target_patch_px"] = int(patch_px)
-    os.replace(tmp, path)

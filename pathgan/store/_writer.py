@@ -8,8 +8,6 @@ same file.
 from __future__ import annotations
 
 import functools
-import os
-import shutil
 import sys
 import uuid
 from collections.abc import Callable
@@ -32,6 +30,7 @@ from zarr.codecs.bytes import Endian
 from zarr.core.chunk_key_encodings import DefaultChunkKeyEncoding
 from zarr.storage import LocalStore
 
+from pathgan._io import atomic_replace, fsync_tree
 from pathgan.store import _schema as S
 from pathgan.store._codec import JpegCodec
 
@@ -355,15 +354,12 @@ def _write_jpeg_shard(file: Path, encoded: list[bytes], per_shard: int) -> None:
 
 
 def finalize_store(path: Path, final: Path, attrs: dict[str, Any], *, overwrite: bool = False) -> None:
-    """Stamp the metadata (``complete: true``) and atomically rename ``path`` to ``final``."""
+    """Stamp the metadata (``complete: true``), sync every file of the store to the disk, then
+    atomically rename ``path`` to ``final`` and sync the parent: after a power loss the final name
+    either does not exist or names a store whose bytes are all on disk."""
     grp = zarr.open_group(path, mode="r+")
     grp.attrs[S.ATTRS_KEY] = {**attrs, "schema_version": S.SCHEMA_VERSION, "complete": True}
-    if final.exists():
-        if not overwrite:
-            raise FileExistsError(f"{final} appeared while this run was writing it")
-        trash = temp_path_for(final)
-        os.replace(final, trash)  # move the old store aside first so the final name is never half-written
-        os.replace(path, final)
-        shutil.rmtree(trash, ignore_errors=True)
-    else:
-        os.replace(path, final)
+    fsync_tree(path)
+    if final.exists() and not overwrite:
+        raise FileExistsError(f"{final} appeared while this run was writing it")
+    atomic_replace(path, final, trash=temp_path_for(final))  # an old store is moved where resume cleans up

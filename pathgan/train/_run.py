@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from pathgan._io import atomic_write_bytes
+from pathgan._io import atomic_path, atomic_write_bytes
 
 __all__ = ["StatsWriter", "atomic_write_bytes", "latest_checkpoint", "new_run_dir", "save_grid", "write_yaml"]
 
@@ -74,9 +73,8 @@ def save_grid(path: Path, images: np.ndarray, ncols: int = 8, pad: int = 2) -> N
     for i, img in enumerate(images):
         r, c = divmod(i, ncols)
         grid[pad + r * (h + pad) : pad + r * (h + pad) + h, pad + c * (w + pad) : pad + c * (w + pad) + w] = img
-    tmp = path.with_name(path.name + ".partial.png")
-    Image.fromarray(grid).save(tmp)
-    os.replace(tmp, path)
+    with atomic_path(path, suffix=".png") as tmp:
+        Image.fromarray(grid).save(tmp)
 
 
 def latest_checkpoint(run_dir: Path) -> Path | None:

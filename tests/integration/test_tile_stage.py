@@ -228,3 +228,25 @@ def test_kill9_then_resume_equals_uninterrupted(tmp_path, synth_dir, tissue_slid
         b = PatchStore(tmp_path / "ref" / f"s{i}.zarr").attrs
         assert a == b
     assert not list(out.glob("*.partial-*"))
+
+
+def test_second_tile_into_the_same_out_is_refused(tmp_path, tissue_slide):
+    """Two `pathgan tile` into one --out would delete each other's partial stores: the second fails
+    fast, naming the owner, and touches nothing; a lock left by a killed run does not block the next."""
+    path, _, _ = tissue_slide
+    out = tmp_path / "o"
+    hold = ("import sys, time; from pathlib import Path; from pathgan._lock import folder_lock\n"
+            "with folder_lock(Path(sys.argv[1]), 'tile'):\n    print('held', flush=True); time.sleep(60)")
+    proc = subprocess.Popen([sys.executable, "-c", hold, str(out)], stdout=subprocess.PIPE, text=True)
+    args = ["tile", str(path), "--out", str(out), "--workers", "1", "--patch-px", "128", "--no-progress"]
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
+        res = CliRunner().invoke(main, args)
+        assert res.exit_code != 0 and f"in use by another pathgan tile: pid {proc.pid}" in res.output, res.output
+        assert [p.name for p in out.iterdir()] == [".pathgan.lock"]  # no store, no status table
+    finally:
+        proc.kill()
+        proc.wait()
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in out.iterdir()) == ["previews", "tile_status.csv", f"{path.stem}.zarr"]

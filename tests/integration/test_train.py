@@ -257,3 +257,33 @@ def test_time_budget_stops_with_checkpoint_and_samples(stores: Path, tmp_path: P
     assert rows[-1]["step"] == ck["step"] and rows[-1]["train_min"] >= 0.03
     bad = CliRunner().invoke(main, ["train-latent", "--stores", str(stores), "--minutes", "0", "--dry-run"])
     assert bad.exit_code != 0 and "--minutes" in bad.output
+
+
+def test_second_resume_of_a_running_run_is_refused(stores: Path, tmp_path: Path) -> None:
+    """Two train-latent --resume on one run would write checkpoints over each other: the second is
+    refused with the owner's pid while the first holds the run; after the owner is killed, it resumes."""
+    import subprocess
+    import sys
+
+    from pathgan.stages.train import train_latent
+
+    run = train_latent([stores], _cfg(steps=2, checkpoint_every=2), runs_root=tmp_path, device="cpu", progress=False)
+    hold = ("import sys, time; from pathlib import Path; from pathgan._lock import folder_lock\n"
+            "with folder_lock(Path(sys.argv[1]), 'train-latent'):\n    print('held', flush=True); time.sleep(60)")
+    proc = subprocess.Popen([sys.executable, "-c", hold, str(run)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
+        args = ["train-latent", "--resume", str(run), "--stores", str(stores), "--set", "steps=4", "--device", "cpu",
+                "--no-progress"]
+        res = CliRunner().invoke(main, args)
+        assert res.exit_code != 0
+        assert f"in use by another pathgan train-latent: pid {proc.pid}" in res.output, res.output
+        assert "Traceback" not in res.output
+        assert _state(run)["step"] == 2  # nothing was written
+    finally:
+        proc.kill()
+        proc.wait()
+    res = CliRunner().invoke(main, args)  # the owner died with kill -9: its lock is stale and recovered
+    assert res.exit_code == 0, res.output
+    assert _state(run)["step"] == 4
+    assert not (run / ".pathgan.lock").exists()
