@@ -20,7 +20,7 @@ import torch
 
 from pathgan.config import TrainConfig
 from pathgan.models import get_config, list_configs, param_counts
-from pathgan.train._loop import Trainer
+from pathgan.train import Trainer
 
 CPU_BATCH = {"pathologygan-56-cpu": 16, "pathologygan-56": 8, "pathologygan-112": 4, "pathologygan-224": 2,
              "pathologygan-448": 1}

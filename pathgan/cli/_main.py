@@ -205,9 +205,9 @@ def train_latent_command(stores: tuple[Path, ...], config_path: Path | None, set
         overrides = _parse_sets(sets)
         steps_override = None
         if resume is not None:
-            from pathgan.stages.train import load_run_config
+            from pathgan.runs import RunDir
 
-            cfg, model_cfg, _ = load_run_config(resume)
+            cfg, model_cfg = RunDir.open(resume, "latent").train_configs()
             unknown = sorted(set(overrides) - {"steps"})
             if unknown:
                 raise click.UsageError(f"--resume continues the saved configuration; only steps may change, not {unknown}")

@@ -54,13 +54,13 @@ def train_translate_command(a_stores: tuple[Path, ...], b_stores: tuple[Path, ..
         steps_override = None
         name = config_path.stem if config_path is not None else "cyclegan"
         if resume is not None:
-            from pathgan.stages.translate import load_translate_run
+            from pathgan.runs import RunDir
 
             unknown = sorted(set(overrides) - {"steps"})
             if unknown or config_path is not None:
                 raise click.UsageError("--resume continues the saved configuration; only --set steps=N may change "
                                        f"(got {'--config and ' if config_path else ''}{unknown or ''})")
-            cfg, _ = load_translate_run(resume)
+            cfg = RunDir.open(resume, "translate").translate_config()
             steps_override = overrides.get("steps")
         else:
             if not a_stores or not b_stores:
@@ -121,10 +121,9 @@ def translate_command(stores: tuple[Path, ...], run_dir: Path, direction: str, o
         for r in rows:
             click.echo(f"{r['out']}  {r['n_patches']} patches  {r['seconds']:.1f} s")
         if do_eval:
-            from pathgan.stages.translate import load_translate_run
+            from pathgan.runs import RunDir
 
-            _, saved = load_translate_run(run_dir)
-            targets = list(against) or [Path(p) for p in saved.get("stores", {}).get("b" if direction == "a2b" else "a", [])]
+            targets = list(against) or RunDir.open(run_dir, "translate").stores("b" if direction == "a2b" else "a")
             res = evaluate_translated(rows, targets, n=n_eval, out=out_dir / "eval.json",
                                       extra={"run": str(run_dir), "direction": direction})
             click.echo(f"colour W1 to target {res['hist_w1_before']:.4f} -> {res['hist_w1_after']:.4f} "

@@ -78,33 +78,32 @@ class LatentModel:
         PathganError
             Not a run directory, no checkpoint, or ``require_encoder`` and no finished encoder.
         """
+        from pathgan.device import select_device
         from pathgan.models import Encoder
-        from pathgan.train._checkpoint import load_checkpoint
-        from pathgan.train._load import file_sha256, load_generator, load_run_config
-        from pathgan.train._loop import select_device
-        from pathgan.train._run import latest_checkpoint
-        from pathgan.train.encoder import ENCODER_DIR
+        from pathgan.runs import RunDir, file_sha256
+        from pathgan.train import load_checkpoint, load_generator
 
-        run_dir = Path(run_dir)
+        run = RunDir.open(run_dir, "latent")
+        run_dir = run.path
         dev = select_device(device)
-        _, model_cfg, saved = load_run_config(run_dir)
-        modules, _, ckpt = load_generator(run_dir, str(dev), model_cfg=model_cfg)
+        modules, model_cfg, ckpt = load_generator(run, str(dev))
+        saved = run.config
         sha = file_sha256(ckpt)
         encoder = enc_sha = None
-        enc_path = latest_checkpoint(run_dir / ENCODER_DIR)
+        enc_path = run.encoder_checkpoint()
         if enc_path is not None:
             data = load_checkpoint(enc_path, map_location=dev)
             fitted = data.get("provenance", {}).get("checkpoint_sha256")
             if fitted != sha:
                 raise PathganError(
-                    f"the encoder in {run_dir / ENCODER_DIR} was fitted to another generator checkpoint "
+                    f"the encoder in {run.encoder_dir} was fitted to another generator checkpoint "
                     f"(sha256 {str(fitted)[:12]}, latest is {ckpt.name} with {sha[:12]}); "
                     f"run pathgan train-encoder {run_dir} --overwrite")
             encoder = Encoder(model_cfg, tuple(data["channels"])).to(dev).eval().requires_grad_(False)
             encoder.load_state_dict(data["encoder"])
             enc_sha = file_sha256(enc_path)
         elif require_encoder:
-            raise PathganError(f"{run_dir} has no trained encoder ({run_dir / ENCODER_DIR} is missing or unfinished); "
+            raise PathganError(f"{run_dir} has no trained encoder ({run.encoder_dir} is missing or unfinished); "
                                f"run: pathgan train-encoder {run_dir}")
         return cls(run_dir=run_dir, model_cfg=model_cfg, mapping=modules["mapping"], generator=modules["generator"],
                    encoder=encoder, device=dev, checkpoint=ckpt, checkpoint_sha256=sha, encoder_checkpoint=enc_path,

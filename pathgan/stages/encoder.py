@@ -24,18 +24,19 @@ import numpy as np
 
 from pathgan._io import atomic_replace, fsync_tree
 from pathgan.config import EncoderConfig
+from pathgan.device import select_device
 from pathgan.errors import ConfigError
-from pathgan.train._load import file_sha256, held_out_dataset, load_generator, load_run_config
-from pathgan.train.encoder import ENCODER_DIR
+from pathgan.runs import ENCODER_DIR, RunDir, file_sha256, save_grid, write_yaml
+from pathgan.train import held_out_dataset, load_generator
 
 __all__ = ["ENCODER_DIR", "train_encoder"]
 
 
-def _store_paths(saved: dict[str, Any], stores: list[Path] | None) -> list[Path]:
+def _store_paths(run: RunDir, stores: list[Path] | None) -> list[Path]:
     """``stores`` (expanded), else the run's own stores that still exist."""
     from pathgan.store import expand_stores
 
-    return expand_stores(stores) if stores else [Path(p) for p in saved.get("stores", []) if Path(p).exists()]
+    return expand_stores(stores) if stores else [p for p in run.stores() if p.exists()]
 
 
 def train_encoder(
@@ -62,19 +63,17 @@ def train_encoder(
     import torch
 
     from pathgan.models import Encoder
-    from pathgan.train._loop import select_device
-    from pathgan.train._run import write_yaml
     from pathgan.train.encoder import EncoderTrainer, evaluate_encoder
 
-    run_dir = Path(run_dir)
-    final, partial = run_dir / ENCODER_DIR, run_dir / f"{ENCODER_DIR}.partial"
+    run = RunDir.open(run_dir, "latent")
+    run_dir = run.path
+    final, partial = run.encoder_dir, run.encoder_dir.with_name(f"{ENCODER_DIR}.partial")
     if final.exists() and not overwrite:
         raise ConfigError(f"{final} already holds a trained encoder; pass --overwrite to fit a new one "
                           "(the old one stays until the new one is finished)")
     dev = select_device(device)
-    train_cfg, model_cfg, saved = load_run_config(run_dir)
-    modules, _, gen_ckpt = load_generator(run_dir, str(dev), model_cfg=model_cfg)
-    paths = _store_paths(saved, stores)
+    modules, model_cfg, gen_ckpt = load_generator(run, str(dev))
+    paths = _store_paths(run, stores)
     mapping, generator = modules["mapping"], modules["generator"]
     provenance = {
         "run_dir": str(run_dir.resolve()),
@@ -100,7 +99,7 @@ def train_encoder(
         if not paths:
             raise ConfigError(f"real_weight={cfg.real_weight} needs the run's stores; none of them exist any more. "
                               "Pass --stores")
-        train_ds, _ = held_out_dataset(paths, train_cfg, model_cfg, saved, train=True, seed=cfg.seed)
+        train_ds, _ = held_out_dataset(paths, run, train=True, seed=cfg.seed)
 
         def real_batch(step: int) -> torch.Tensor:
             rng = np.random.default_rng([cfg.seed, step, 7])
@@ -116,7 +115,7 @@ def train_encoder(
 
     real, split = None, "none"
     if paths:
-        val_ds, split = held_out_dataset(paths, train_cfg, model_cfg, saved, train=False, seed=cfg.seed)
+        val_ds, split = held_out_dataset(paths, run, train=False, seed=cfg.seed)
         rng = np.random.default_rng(cfg.seed)
         idx = np.sort(rng.choice(len(val_ds), size=min(cfg.n_eval, len(val_ds)), replace=False))
         real = val_ds.get_batch(idx)["image"]
@@ -138,7 +137,6 @@ def _save_recon_grid(path: Path, generator: Any, encoder: Any, real: Any) -> Non
 
     from pathgan.data._transforms import to_uint8_nhwc
     from pathgan.models import render
-    from pathgan.train._run import save_grid
 
     with torch.no_grad():
         recon = render(generator, encoder(real), noise=False)

@@ -10,7 +10,8 @@ import numpy as np
 
 from pathgan._io import atomic_write_text
 from pathgan.errors import ConfigError
-from pathgan.train._load import held_out_dataset, load_generator, load_run_config
+from pathgan.runs import RunDir
+from pathgan.train import held_out_dataset, load_generator
 
 __all__ = ["ExtractorName", "evaluate_run", "load_generator"]
 
@@ -45,9 +46,9 @@ def evaluate_run(
     from pathgan.models import map_any_class, render
     from pathgan.store import expand_stores
 
-    cfg, model_cfg, saved = load_run_config(run_dir)
-    modules, _, ckpt_path = load_generator(run_dir, device, model_cfg=model_cfg)
-    real_ds, split = held_out_dataset(expand_stores(stores), cfg, model_cfg, saved, train=False, seed=seed)
+    run = RunDir.open(run_dir, "latent")
+    modules, model_cfg, ckpt_path = load_generator(run, device)
+    real_ds, split = held_out_dataset(expand_stores(stores), run, train=False, seed=seed)
     if len(real_ds) < 2:
         raise ConfigError(f"only {len(real_ds)} held-out real patch(es) in {[i.path.name for i in real_ds.stores]}")
     rng = np.random.default_rng(seed)

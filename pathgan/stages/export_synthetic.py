@@ -62,16 +62,6 @@ def partial_path(out: Path) -> Path:
     return out.with_name(out.name + ".partial")
 
 
-def _run_stores(run_dir: Path, saved: dict[str, Any]) -> list[Path]:
-    """The stores the run was trained on (``config.yaml``), when they are still where they were."""
-    stores = [Path(p) for p in saved.get("stores") or []]
-    missing = [str(p) for p in stores if not p.exists()]
-    if not stores or missing:
-        raise ConfigError(f"the stores of {run_dir}/config.yaml are not found ({missing or 'none listed'}); "
-                          "give the encoded stores with --stores")
-    return stores
-
-
 def _install(partial: Path, out: Path, overwrite: bool) -> None:
     """Rename the finished ``partial`` to ``out``; an old ``out`` is moved aside first, then removed."""
     if (out.exists() or out.is_symlink()) and not overwrite:
@@ -128,12 +118,12 @@ def export_synthetic(
     from tqdm.auto import tqdm
 
     from pathgan.latents import LatentModel
+    from pathgan.runs import RunDir
     from pathgan.store import WHITE_LEVEL, SyntheticStoreWriter, expand_stores
     from pathgan.tissue import blur_scores, white_fractions
-    from pathgan.train._load import load_run_config
 
-    run_dir = Path(run_dir)
-    _, _, saved = load_run_config(run_dir)
+    run = RunDir.open(run_dir, "latent")
+    run_dir = run.path
     out = Path(out) if out is not None else Path("out") / "synthetic" / run_dir.name
     if (out.exists() or out.is_symlink()) and not overwrite:
         raise ConfigError(f"{out} already exists; choose another --out or pass --overwrite")
@@ -149,13 +139,13 @@ def export_synthetic(
         if unknown:
             raise ConfigError(f"--class {unknown}: {run_dir} is class-conditional with classes "
                               f"{list(model.class_names)}")
-    mpp = saved.get("data", {}).get("patch_mpp")
+    mpp = run.provenance.get("patch_mpp")
 
     centroids: ClassCentroids | None = None
     store_info: list[dict[str, Any]] = []
     scales: dict[str, float] = {}
     if cfg.classes and not model.conditional:
-        paths = expand_stores([Path(p) for p in (stores or _run_stores(run_dir, saved))])
+        paths = expand_stores([Path(p) for p in stores] if stores else run.existing_stores())
         w_lab, lab, store_info = labelled_latents(paths, model.run_id, labels=table,
                                                   checkpoint_sha256=model.checkpoint_sha256)
         centroids = ClassCentroids.fit(w_lab, lab)

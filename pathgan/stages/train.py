@@ -11,10 +11,10 @@ from typing import Any
 from pathgan._lock import folder_lock
 from pathgan.config import TrainConfig
 from pathgan.errors import ConfigError
+from pathgan.runs import RunDir
 from pathgan.store import expand_stores
-from pathgan.train._load import load_run_config
 
-__all__ = ["expand_stores", "load_run_config", "train_latent"]
+__all__ = ["train_latent"]
 
 
 def _distributed() -> tuple[int, int]:
@@ -51,16 +51,17 @@ def train_latent(
     import torch
 
     from pathgan.data import PatchDataset, SpatialHoldout, class_labels, describe, split_stores
+    from pathgan.device import select_device
     from pathgan.models import get_config
     from pathgan.store import SCHEMA_VERSION
-    from pathgan.train._loop import Trainer, select_device
-    from pathgan.train._run import new_run_dir, write_yaml
+    from pathgan.train import Trainer
 
     rank, world = _distributed()
     saved_names = None
     if resume is not None:
-        cfg, model_cfg, saved = load_run_config(resume)
-        saved_names = saved.get("data", {}).get("class_names")
+        resumed = RunDir.open(resume, "latent")
+        cfg, model_cfg = resumed.train_configs()
+        saved_names = resumed.provenance.get("class_names")
         if steps_override is not None:
             cfg = replace(cfg, steps=steps_override)
         if budget_override is not None:
@@ -110,10 +111,10 @@ def train_latent(
     if resume is not None:
         run_dir = resume
     else:
-        run_dir = _shared_run_dir(runs_root, model_cfg.name, rank, world, new_run_dir)
+        run_dir = _shared_run_dir(runs_root, model_cfg.name, rank, world, lambda r, n: RunDir.create(r, n).path)
         if rank == 0:
-            write_yaml(run_dir / "config.yaml", {"train": asdict(cfg), "model": asdict(model_cfg),
-                                                  "data": provenance, "stores": [str(p) for p in paths]})
+            RunDir(run_dir).write_config({"train": asdict(cfg), "model": asdict(model_cfg), "data": provenance,
+                                          "stores": [str(p) for p in paths]})
 
     # One writer per run: a second --resume of the same run fails fast (rank 0 holds the lock).
     with folder_lock(run_dir, "train-latent") if rank == 0 else contextlib.nullcontext():

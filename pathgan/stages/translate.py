@@ -17,15 +17,18 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, Literal, get_args
 
+from pathgan._io import atomic_write_bytes
+from pathgan._lock import folder_lock
 from pathgan.config import TranslateConfig
+from pathgan.device import select_device
 from pathgan.errors import ConfigError, PathganError
+from pathgan.runs import RunDir, file_sha256, latest_checkpoint
 from pathgan.store import expand_stores
 
 __all__ = [
     "DOMAINS",
     "Direction",
     "evaluate_translated",
-    "load_translate_run",
     "load_translator",
     "train_translate",
     "translate_stores",
@@ -61,27 +64,6 @@ def _datasets(stores: list[Any], cfg: TranslateConfig, seed: int) -> tuple[Any, 
     return dataset(True), dataset(False)
 
 
-def load_translate_run(run_dir: Path) -> tuple[TranslateConfig, dict[str, Any]]:
-    """The resolved config and the whole saved dict of a ``train-translate`` run directory.
-
-    Raises
-    ------
-    PathganError
-        ``run_dir`` has no ``config.yaml`` or it is not a translation run's.
-    """
-    import yaml
-
-    from pathgan.config import from_dict
-
-    path = Path(run_dir) / "config.yaml"
-    if not path.is_file():
-        raise PathganError(f"{run_dir} is not a pathgan run directory (no config.yaml)")
-    data = yaml.safe_load(path.read_text()) or {}
-    if not isinstance(data, dict) or "translate" not in data:
-        raise PathganError(f"{run_dir} is not a train-translate run (its config.yaml has no 'translate' section)")
-    return from_dict(TranslateConfig, data["translate"]), data
-
-
 def train_translate(
     a_stores: list[Path],
     b_stores: list[Path],
@@ -114,17 +96,16 @@ def train_translate(
     """
     from pathgan.data import describe
     from pathgan.store import SCHEMA_VERSION
-    from pathgan.train._loop import select_device
-    from pathgan.train._run import new_run_dir, write_yaml
-    from pathgan.train.translate import CycleGANTrainer
+    from pathgan.train.cyclegan import CycleGANTrainer
 
-    saved: dict[str, Any] = {}
+    run: RunDir | None = None
     if resume is not None:
-        cfg, saved = load_translate_run(resume)
+        run = RunDir.open(resume, "translate")
+        cfg = run.translate_config()
         if steps_override is not None:
             cfg = replace(cfg, steps=steps_override)
-        a_stores = a_stores or [Path(p) for p in saved.get("stores", {}).get("a", [])]
-        b_stores = b_stores or [Path(p) for p in saved.get("stores", {}).get("b", [])]
+        a_stores = a_stores or run.stores("a")
+        b_stores = b_stores or run.stores("b")
     paths = {"a": expand_stores(a_stores, "--a"), "b": expand_stores(b_stores, "--b")}
     both = sorted({p.resolve() for p in paths["a"]} & {p.resolve() for p in paths["b"]})
     if both:
@@ -144,34 +125,33 @@ def train_translate(
                         "store_patch_px": info[d]["patch_px"], "n_patches": info[d]["n_patches"],
                         "data_fingerprint": info[d]["fingerprint"]} for d in DOMAINS},
     }
-    if resume is not None:
-        before = saved.get("data", {}).get("domains", {})
+    if run is not None:
+        before = run.provenance.get("domains", {})
         for d in DOMAINS:
             old = before.get(d, {}).get("data_fingerprint")
             if old is not None and old != info[d]["fingerprint"]:
                 raise ConfigError(f"--resume {resume}: domain {d.upper()} stores differ from those the run was "
                                   f"trained on ({before[d].get('stores')}); resume with the same data")
-        run_dir = Path(resume)
     else:
-        run_dir = new_run_dir(Path(runs_root), name)
-        write_yaml(run_dir / "config.yaml", {"translate": asdict(cfg), "data": provenance,
-                                              "stores": {d: list(provenance["domains"][d]["stores"]) for d in DOMAINS}})
-    trainer = CycleGANTrainer(cfg, data_a=data["a"][0], data_b=data["b"][0], eval_a=data["a"][1],
-                              eval_b=data["b"][1], run_dir=run_dir, device=dev, provenance=provenance,
-                              progress=progress)
-    if resume is not None:
-        trainer.resume()
-    trainer.run()
-    write_training_eval(trainer)
-    return run_dir
+        run = RunDir.create(Path(runs_root), name)
+        run.write_config({"translate": asdict(cfg), "data": provenance,
+                          "stores": {d: list(provenance["domains"][d]["stores"]) for d in DOMAINS}})
+    with folder_lock(run.path, "train-translate"):
+        trainer = CycleGANTrainer(cfg, data_a=data["a"][0], data_b=data["b"][0], eval_a=data["a"][1],
+                                  eval_b=data["b"][1], run_dir=run.path, device=dev, provenance=provenance,
+                                  progress=progress)
+        if resume is not None:
+            trainer.resume()
+        trainer.run()
+        write_training_eval(trainer)
+    return run.path
 
 
 def write_training_eval(trainer: Any) -> dict[str, Any]:
     """Both directions' :func:`~pathgan.metrics.translation_metrics` on up to ``n_eval`` fixed centred
-    crops per domain of a trained :class:`~pathgan.train.translate.CycleGANTrainer`, written to
+    crops per domain of a trained :class:`~pathgan.train.cyclegan.CycleGANTrainer`, written to
     ``RUN/eval.json`` (atomically) and returned."""
     from pathgan.metrics import translation_metrics
-    from pathgan.train._run import atomic_write_bytes, latest_checkpoint
 
     cfg = trainer.cfg
     im = trainer.eval_images(cfg.n_eval)
@@ -199,19 +179,14 @@ def load_translator(run_dir: Path, direction: Direction = "a2b", device: str = "
     PathganError : not a translation run, or no checkpoint yet.
     """
     from pathgan.models._cyclegan import build_translator_generator
-    from pathgan.train._checkpoint import load_checkpoint
-    from pathgan.train._load import file_sha256
-    from pathgan.train._loop import select_device
-    from pathgan.train._run import latest_checkpoint
-    from pathgan.train.translate import CHECKPOINT_KIND
+    from pathgan.train import load_checkpoint
+    from pathgan.train.cyclegan import CHECKPOINT_KIND
 
     if direction not in get_args(Direction):
         raise ConfigError(f"--direction {direction!r} is not allowed; expected one of {get_args(Direction)}")
-    cfg, saved = load_translate_run(run_dir)
-    path = latest_checkpoint(Path(run_dir))
-    if path is None:
-        raise PathganError(f"{run_dir} has no checkpoint yet (expected checkpoints/step-*.pt); "
-                           "train it with pathgan train-translate first")
+    run = RunDir.open(run_dir, "translate")
+    cfg, saved = run.translate_config(), run.config
+    path = run.require_checkpoint()
     dev = select_device(device)
     ckpt = load_checkpoint(path, map_location=dev)
     if ckpt.get("kind") != CHECKPOINT_KIND:
@@ -284,7 +259,7 @@ def translate_stores(
         write_shard,
     )
     from pathgan.tissue import blur_scores, white_fractions
-    from pathgan.train.translate import translate_images
+    from pathgan.train.cyclegan import translate_images
 
     paths = expand_stores(stores, "STORES")
     gen, info = load_translator(run_dir, direction, device)
@@ -391,7 +366,6 @@ def evaluate_translated(rows: list[dict[str, Any]], targets: list[Path], *, n: i
 
     from pathgan.metrics import translation_metrics
     from pathgan.store import PatchStore
-    from pathgan.train._run import atomic_write_bytes
 
     target_paths = expand_stores(targets, "--against")
     src, where = _sample([Path(r["store"]) for r in rows], n)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathgan.train._checkpoint import load_checkpoint, save_checkpoint
+from pathgan.train._load import held_out_dataset, load_generator
 from pathgan.train._loop import Trainer, TrainingDivergedError, select_device
 from pathgan.train.augment import (
     cutout,
@@ -31,9 +32,11 @@ __all__ = [
     "dihedral",
     "g_loss",
     "gradient_penalty",
+    "held_out_dataset",
     "invert_dihedral",
     "is_finite",
     "load_checkpoint",
+    "load_generator",
     "orthogonal_regularizer",
     "random_dihedral",
     "save_checkpoint",

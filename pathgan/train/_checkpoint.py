@@ -13,8 +13,8 @@ from typing import Any
 
 import torch
 
+from pathgan._io import atomic_write_bytes
 from pathgan.errors import PathganError
-from pathgan.train._run import atomic_write_bytes
 
 __all__ = ["CHECKPOINT_FORMAT", "load_checkpoint", "save_checkpoint"]
 

@@ -1,52 +1,36 @@
-"""Read a finished run directory back: its resolved configs, its EMA generator, its checkpoint's hash."""
+"""Build what a finished train-latent run trained: its EMA generator, and the real patches it did or did not see."""
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 from pathlib import Path
 from typing import Any
 
-from pathgan.config import ModelConfig, TrainConfig, from_dict
-from pathgan.errors import PathganError
+from pathgan.config import ModelConfig
+from pathgan.runs import RunDir
 
-__all__ = ["file_sha256", "held_out_dataset", "load_generator", "load_run_config"]
-
-
-def load_run_config(run_dir: Path) -> tuple[TrainConfig, ModelConfig, dict[str, Any]]:
-    """The resolved configs saved in ``run_dir/config.yaml``: (train, model, the whole saved dict)."""
-    import yaml
-
-    path = Path(run_dir) / "config.yaml"
-    if not path.is_file():
-        raise PathganError(f"{run_dir} is not a pathgan run directory (no config.yaml)")
-    data = yaml.safe_load(path.read_text())
-    model = data["model"]
-    for key in ("g_channels", "d_channels"):
-        model[key] = tuple(model[key])
-    return from_dict(TrainConfig, data["train"]), from_dict(ModelConfig, model), data
+__all__ = ["held_out_dataset", "load_generator"]
 
 
-def load_generator(run_dir: Path, device: str = "cpu", *,
-                   model_cfg: ModelConfig | None = None) -> tuple[Any, ModelConfig, Path]:
-    """The EMA mapping + generator of the latest checkpoint of ``run_dir`` (eval mode, no gradients).
+def load_generator(run: RunDir | Path, device: str = "cpu") -> tuple[Any, ModelConfig, Path]:
+    """The EMA mapping + generator of the latest checkpoint of ``run`` (eval mode, no gradients).
 
     Returns ``(modules, model_cfg, checkpoint_path)`` where ``modules["mapping"]`` and
-    ``modules["generator"]`` are the averaged networks. Pass ``model_cfg`` when the run's config is
-    already loaded; only these two networks are built (no discriminator, no EMA copy).
+    ``modules["generator"]`` are the averaged networks; only these two are built (no
+    discriminator, no EMA copy).
+
+    Raises
+    ------
+    PathganError : not a train-latent run, or no checkpoint yet.
     """
     import torch
     from torch import nn
 
     from pathgan.models import Generator, MappingNetwork
     from pathgan.train._checkpoint import load_checkpoint
-    from pathgan.train._run import latest_checkpoint
 
-    if model_cfg is None:
-        _, model_cfg, _ = load_run_config(run_dir)
-    path = latest_checkpoint(Path(run_dir))
-    if path is None:
-        raise PathganError(f"{run_dir} has no checkpoint yet (checkpoints/step-*.pt); train it first")
+    run = run if isinstance(run, RunDir) else RunDir.open(run, "latent")
+    _, model_cfg = run.train_configs()
+    path = run.require_checkpoint()
     ckpt = load_checkpoint(path, map_location=device)
     # The EMA state dict is that of ModuleDict(mapping=..., generator=...): the same keys as here.
     modules = nn.ModuleDict({"mapping": MappingNetwork.from_config(model_cfg),
@@ -56,8 +40,7 @@ def load_generator(run_dir: Path, device: str = "cpu", *,
     return modules, model_cfg, path
 
 
-def held_out_dataset(paths: list[Path], cfg: TrainConfig, model_cfg: ModelConfig, saved: dict[str, Any], *,
-                     train: bool, seed: int) -> tuple[Any, str]:
+def held_out_dataset(paths: list[Path], run: RunDir, *, train: bool, seed: int) -> tuple[Any, str]:
     """Real patches of a run's slides among ``paths``: what it trained on (``train=True``, random crops
     and dihedral transforms) or what it never saw (``train=False``, centred crops).
 
@@ -69,7 +52,8 @@ def held_out_dataset(paths: list[Path], cfg: TrainConfig, model_cfg: ModelConfig
     """
     from pathgan.data import PatchDataset, SpatialHoldout
 
-    data = saved.get("data", {})
+    cfg, model_cfg = run.train_configs()
+    data = run.provenance
     train_ids = set(data.get("train_slides") or [])
     holdout = None
     if cfg.holdout_block_um > 0:
@@ -85,29 +69,3 @@ def held_out_dataset(paths: list[Path], cfg: TrainConfig, model_cfg: ModelConfig
                       max_white_fraction=cfg.max_white_fraction, random_crop=train, dihedral=train, seed=seed,
                       holdout=holdout)
     return ds, split
-
-
-def file_sha256(path: Path) -> str:
-    """SHA-256 of a file, cached beside it in ``<name>.sha256`` (keyed by size and mtime).
-
-    Checkpoints are written once, atomically, so the cache stays valid; a rewritten file changes
-    its mtime and is hashed again.
-    """
-    path = Path(path)
-    st = path.stat()
-    key = f"{st.st_size}:{st.st_mtime_ns}"
-    cache = path.with_name(path.name + ".sha256")
-    try:
-        cached_key, digest = cache.read_text().split()
-        if cached_key == key:
-            return digest
-    except (OSError, ValueError):
-        pass
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            h.update(block)
-    digest = h.hexdigest()
-    with contextlib.suppress(OSError):  # a read-only run directory still works, without the cache
-        cache.write_text(f"{key} {digest}\n")
-    return digest

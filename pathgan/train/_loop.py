@@ -22,11 +22,13 @@ from torch import nn
 
 from pathgan import __version__
 from pathgan.config import ModelConfig, TrainConfig
+from pathgan.device import select_device
 from pathgan.errors import ConfigError, PathganError
+from pathgan.runs import latest_checkpoint, save_grid
 from pathgan.train._checkpoint import load_checkpoint, save_checkpoint
-from pathgan.train._run import StatsWriter, latest_checkpoint, save_grid
+from pathgan.train._run import StatsWriter
 
-__all__ = ["Trainer", "TrainingDivergedError", "select_device"]
+__all__ = ["Trainer", "TrainingDivergedError", "select_device"]  # select_device: pathgan.device, kept here for old imports
 
 SAMPLE_SEED = 20_200_302  # fixed latents for the sample grids, the same in every run
 STATS_SEED = 20_261_202  # latents for re-estimating the averaged generator's batch-norm statistics
@@ -34,23 +36,6 @@ STATS_SEED = 20_261_202  # latents for re-estimating the averaged generator's ba
 
 class TrainingDivergedError(PathganError):
     """A loss became NaN or infinite; the last good checkpoint is kept."""
-
-
-def select_device(name: str = "auto") -> torch.device:
-    """``auto`` picks cuda, then mps, then cpu; anything else is passed to ``torch.device``."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as err:
-        raise PathganError(f"--device {name!r} is not a torch device (auto, cpu, cuda, cuda:1, mps)") from err
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise PathganError(f"--device {name}: CUDA is not available on this machine")
-    return device
 
 
 def _grad_norm(params: list[nn.Parameter]) -> float:

@@ -159,7 +159,7 @@ def test_encoder_of_another_checkpoint_is_refused(run_dir: Path, tmp_path: Path)
         train_encoder(run_dir, EncoderConfig(steps=5, **ENC), device="cpu", eval_refine_steps=0, progress=False)
     copy = tmp_path / run_dir.name
     shutil.copytree(run_dir, copy)
-    from pathgan.train._checkpoint import load_checkpoint, save_checkpoint
+    from pathgan.train import load_checkpoint, save_checkpoint
 
     ckpt = sorted((copy / "checkpoints").glob("step-*.pt"))[-1]
     state = load_checkpoint(ckpt)

@@ -236,7 +236,7 @@ def test_latents_of_another_checkpoint_and_missing_run_stores(encoded: tuple[Pat
 
     import yaml
 
-    from pathgan.train._checkpoint import load_checkpoint, save_checkpoint
+    from pathgan.train import load_checkpoint, save_checkpoint
 
     run_dir, stores = encoded
     copy = tmp_path / run_dir.name

@@ -16,8 +16,8 @@ from click.testing import CliRunner
 from pathgan.cli import main
 from pathgan.config import TrainConfig
 from pathgan.models import get_config
-from pathgan.train._checkpoint import load_checkpoint
-from pathgan.train._run import latest_checkpoint
+from pathgan.runs import latest_checkpoint
+from pathgan.train import load_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +124,7 @@ def test_short_run_learns_the_data_colour(stores: Path, tmp_path: Path) -> None:
 def test_nan_stops_and_keeps_last_good_checkpoint(stores: Path, tmp_path: Path, monkeypatch) -> None:
     from pathgan.data import PatchDataset
     from pathgan.stages.train import train_latent
-    from pathgan.train._loop import TrainingDivergedError
+    from pathgan.train import TrainingDivergedError
 
     original = PatchDataset.get_batch
     calls = {"n": 0}
@@ -177,7 +177,7 @@ def _ddp_worker(rank: int, world: int, port: int, stores: str, runs: str, out: s
     import torch.distributed as dist
 
     from pathgan.stages.train import train_latent
-    from pathgan.train._loop import Trainer
+    from pathgan.train import Trainer
 
     run_original = Trainer.run
 

@@ -24,6 +24,7 @@ from pathgan.models._cyclegan import (
     list_translator_generators,
     patch_receptive_field,
 )
+from pathgan.runs import latest_checkpoint
 from pathgan.store import (
     PatchStore,
     create_store,
@@ -32,9 +33,8 @@ from pathgan.store import (
     temp_path_for,
     write_shard,
 )
-from pathgan.train._checkpoint import load_checkpoint
-from pathgan.train._run import latest_checkpoint
-from pathgan.train.translate import (
+from pathgan.train import load_checkpoint
+from pathgan.train.cyclegan import (
     CycleGANTrainer,
     ImagePool,
     build_translators,
@@ -377,7 +377,7 @@ def test_translate_errors(trained_run: Path, domains: tuple[Path, Path], tmp_pat
     empty.mkdir()
     (empty / "checkpoints").mkdir()
     (empty / "config.yaml").write_text((trained_run / "config.yaml").read_text())
-    with pytest.raises(PathganError, match=r"empty_run has no checkpoint yet \(expected checkpoints/step-\*\.pt\)"):
+    with pytest.raises(PathganError, match=r"empty_run has no checkpoint yet \(checkpoints/step-\*\.pt\); train it with pathgan train-translate"):
         translate_stores(empty, [a], tmp_path / "o", device="cpu", progress=False)
 
 

@@ -28,10 +28,11 @@ from torch import Tensor, nn
 from pathgan import __version__
 from pathgan.config import TranslateConfig
 from pathgan.errors import PathganError, ShapeError
+from pathgan.runs import latest_checkpoint, save_grid
 from pathgan.train._checkpoint import load_checkpoint, save_checkpoint
 from pathgan.train._cycle_losses import ImagePool, cycle_loss, gan_d_loss, gan_g_loss, identity_loss
 from pathgan.train._loop import TrainingDivergedError
-from pathgan.train._run import StatsWriter, latest_checkpoint, save_grid
+from pathgan.train._run import StatsWriter
 
 __all__ = [
     "CHECKPOINT_KIND",
@@ -134,7 +135,7 @@ class CycleGANTrainer:
         ``cfg.patch_px`` crops; random crops and dihedral transforms for training).
     eval_a, eval_b : the same stores with centred crops and no augmentation: fixed sample-grid
         images and the final evaluation.
-    run_dir : the run directory (made by :func:`pathgan.train._run.new_run_dir`).
+    run_dir : the run directory (made by :meth:`pathgan.runs.RunDir.create`).
     device : torch device.
     provenance : JSON-able facts about both domains' data, saved in every checkpoint.
     """
