@@ -42,7 +42,7 @@ def test_configs_round_trip_with_tuples(tmp_path: Path) -> None:
 
 
 def test_open_errors_name_the_folder_and_what_is_wrong(tmp_path: Path) -> None:
-    with pytest.raises(PathganError, match="run directory .*nope does not exist"):
+    with pytest.raises(PathganError, match=r"run directory .*nope does not exist"):
         RunDir.open(tmp_path / "nope")
     (tmp_path / "empty").mkdir()
     with pytest.raises(PathganError, match=r"empty is not a pathgan run directory \(no config.yaml\)"):
@@ -61,7 +61,7 @@ def test_open_errors_name_the_folder_and_what_is_wrong(tmp_path: Path) -> None:
     latent = _latent_run(tmp_path / "runs", [])
     with pytest.raises(PathganError, match="is a train-latent run; this needs a train-translate run"):
         RunDir.open(latent.path, "translate")
-    with pytest.raises(PathganError, match="has no checkpoint yet.*train it with pathgan train-latent first"):
+    with pytest.raises(PathganError, match=r"has no checkpoint yet.*train it with pathgan train-latent first"):
         latent.require_checkpoint()
 
 
