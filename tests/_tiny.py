@@ -62,7 +62,7 @@ def make_coded_store(path: Path, n: int = 10, px: int = 16, per_shard: int = 4, 
     for start in range(0, n, per_shard):
         chunk = patches[start : start + per_shard]
         write_shard(tmp, start, chunk, np.ones(len(chunk)), np.zeros(len(chunk)))
-    attrs = {k: 1 for k in ("source", "mpp_effective", "source_level", "stride_px", "config", "pathgan_version")}
-    attrs.update(slide_id=path.stem, patch_px=px, n_patches=n, mpp_requested=0.5)
+    attrs = {"slide_id": path.stem, "source": {}, "mpp_requested": 0.5, "mpp_effective": [0.5, 0.5], "source_level": 0,
+             "patch_px": px, "stride_px": px, "n_patches": n, "config": {}, "pathgan_version": "test"}
     finalize_store(tmp, path, attrs)
     return path

@@ -37,6 +37,7 @@ from pathgan.slide import (
 from pathgan.store import (
     WHITE_LEVEL,
     ShardWriter,
+    StoreAttrs,
     create_patch_arrays,
     finalize_store,
     temp_path_for,
@@ -151,11 +152,11 @@ def plan_slide(entry: SlideEntry, out_dir: str, cfg: TileConfig, stain: dict[str
     for name, image in (("tissue", tissue), ("pen", pen)):
         np.save(staging / f"{name}.npy", image)
     staged.result()
-    attrs = {
-        "slide_id": entry.slide_id,
-        "label": entry.label,
-        "split": entry.split,
-        "source": {
+    attrs = StoreAttrs(
+        slide_id=entry.slide_id,
+        label=entry.label,
+        split=entry.split,
+        source={
             "path": str(entry.path),
             **source_fingerprint(entry.path),
             "vendor": vendor,
@@ -164,21 +165,20 @@ def plan_slide(entry: SlideEntry, out_dir: str, cfg: TileConfig, stain: dict[str
             "mpp": list(geom.mpp),
             "mpp_source": "mpp_override" if entry.mpp_override is not None else "metadata",
         },
-        "mpp_requested": cfg.mpp,
-        "mpp_effective": list(pgeom.effective_mpp),
-        "source_level": level,
-        "decode_scale": pgeom.decode_scale,
-        "footprint0": list(pgeom.footprint0),
-        "patch_px": cfg.patch_px,
-        "stride_px": cfg.stride,
-        "n_patches": len(coords),
-        "n_grid": len(keep),
-        "thumbnail_mpp": list(thumb_mpp),
-        "config": comparable_config(cfg, entry),
-        "pathgan_version": __version__,
-    }
-    if stain is not None:
-        attrs["stain"] = stain
+        mpp_requested=cfg.mpp,
+        mpp_effective=tuple(pgeom.effective_mpp),
+        source_level=level,
+        decode_scale=pgeom.decode_scale,
+        footprint0=list(pgeom.footprint0),
+        patch_px=cfg.patch_px,
+        stride_px=cfg.stride,
+        n_patches=len(coords),
+        n_grid=len(keep),
+        thumbnail_mpp=tuple(thumb_mpp),
+        config=comparable_config(cfg, entry),
+        pathgan_version=__version__,
+        stain=stain,
+    )
     return {
         "slide_id": entry.slide_id,
         "tmp": str(tmp),
@@ -260,11 +260,11 @@ def write_preview(plan: dict[str, Any], patches_per_shard: int) -> None:
                        tissue_mask=tissue, pen_mask=pen)
     shutil.rmtree(staging)
     attrs = plan["attrs"]
-    scale_xy = np.array([m / m0 for m, m0 in zip(attrs["thumbnail_mpp"], attrs["source"]["mpp"], strict=True)])
+    scale_xy = np.array([m / m0 for m, m0 in zip(attrs.thumbnail_mpp or (), attrs.source["mpp"], strict=True)])
     coords = plan["coords"]
     # Small slides give tiny thumbnails: enlarge the preview (nearest) so the grid stays legible.
     up = max(1, -(-_PREVIEW_MIN_PX // max(thumb.shape[:2])))
-    boxes = np.concatenate([coords, coords + np.asarray(attrs["footprint0"])], axis=1) / np.tile(scale_xy, 2) * up
+    boxes = np.concatenate([coords, coords + np.asarray(attrs.footprint0)], axis=1) / np.tile(scale_xy, 2) * up
     big = [np.repeat(np.repeat(a, up, axis=0), up, axis=1) if up > 1 else a for a in (thumb, tissue, pen)]
     out = Path(plan["final"]).parent
     _write_png(out / "previews" / f"{plan['slide_id']}.png", render_preview(big[0], big[1], big[2], boxes))
@@ -272,12 +272,12 @@ def write_preview(plan: dict[str, Any], patches_per_shard: int) -> None:
 
 def finish_slide(plan: dict[str, Any], tiles_decoded: int, cfg: TileConfig, overwrite: bool) -> None:
     """Stamp the attrs, rename the store into place, write the optional CLAM h5."""
-    attrs = {**plan["attrs"], "tiles_decoded": int(tiles_decoded)}
+    attrs = plan["attrs"].replace(tiles_decoded=int(tiles_decoded))
     final = Path(plan["final"])
     finalize_store(Path(plan["tmp"]), final, attrs, overwrite=overwrite)
     if cfg.export_h5:
         g = plan["geometry"]
-        level_dims = tuple(tuple(d) for d in attrs["source"]["level_dimensions"])
+        level_dims = tuple(tuple(d) for d in attrs.source["level_dimensions"])
         ds = tuple(g["level_downsample"])
         write_clam_h5(
             final.parent / "h5" / f"{plan['slide_id']}.h5",

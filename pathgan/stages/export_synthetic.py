@@ -41,6 +41,7 @@ from pathgan.downstream._synthetic import (
     z_from_seeds,
 )
 from pathgan.errors import ConfigError
+from pathgan.store import SYNTHETIC_SLIDE_ID, StoreAttrs
 
 __all__ = ["CSV_COLUMNS", "export_synthetic", "partial_path"]
 
@@ -229,13 +230,12 @@ def export_synthetic(
         if writer is not None:
             source = {"synthetic": True, "run_id": model.run_id, "checkpoint": prov["checkpoint"],
                       "checkpoint_sha256": model.checkpoint_sha256, "encoder_sha256": prov["encoder_sha256"]}
-            writer.finish({
-                "label": None, "split": None, "source": source,
-                "mpp_requested": mpp, "mpp_effective": [mpp, mpp], "source_level": None, "decode_scale": None,
-                "n_grid": None, "thumbnail_mpp": None, "tiles_decoded": 0,
-                "config": {**meta["export"], "method": meta["method"], "spread_scale": scales},
-                "pathgan_version": __version__,
-            })
+            writer.finish(StoreAttrs(
+                slide_id=SYNTHETIC_SLIDE_ID, source=source, mpp_requested=mpp, mpp_effective=(mpp, mpp),
+                source_level=None, patch_px=writer.patch_px, stride_px=writer.patch_px, n_patches=writer.n,
+                tiles_decoded=0, config={**meta["export"], "method": meta["method"], "spread_scale": scales},
+                pathgan_version=__version__,
+            ))
         _install(partial, out, overwrite)
     except BaseException:
         with contextlib.suppress(OSError):

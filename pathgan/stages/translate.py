@@ -282,15 +282,12 @@ def translate_stores(
         for s in opened:
             t0 = time.perf_counter()
             final = out / s.path.name
-            raw_cfg = s.attrs.get("config")
-            tiling: dict[str, Any] = raw_cfg if isinstance(raw_cfg, dict) else {}
-            per_shard = int(tiling.get("patches_per_shard", 256))
-            codec = tiling.get("codec", "zstd") if tiling.get("codec") in ("jpeg", "zstd") else "zstd"
+            per_shard, (codec, quality) = s.patches_per_shard, s.codec  # the input store's own layout
             tmp = temp_path_for(final)
             try:
                 create_store(tmp, coords_xy=s.coords, tissue_fraction=s.tissue_fraction,
                              pen_fraction=s.qc("pen_fraction"), patch_px=s.patch_px, patches_per_shard=per_shard,
-                             codec=codec, jpeg_quality=int(tiling.get("jpeg_quality", 90)),
+                             codec=codec, jpeg_quality=quality or 90,
                              thumbnail=s.thumbnail(), tissue_mask=s.mask("tissue"), pen_mask=s.mask("pen"))
                 for start in range(0, len(s), per_shard):  # whole shards: one write per shard
                     raw = s.read(slice(start, min(start + per_shard, len(s))))
@@ -299,9 +296,8 @@ def translate_stores(
                     if png_dir is not None:
                         _write_pngs(Path(png_dir) / s.slide_id, images, s.coords[start : start + len(images)], start)
                     bar.update(len(images))
-                attrs = {k: v for k, v in s.attrs.items() if k not in ("schema_version", "complete")}
-                attrs.update(translation={**provenance, "source_store": str(s.path.resolve())},
-                             pathgan_version=__version__)
+                attrs = s.meta.replace(translation={**provenance, "source_store": str(s.path.resolve())},
+                                       pathgan_version=__version__)
                 finalize_store(tmp, final, attrs, overwrite=overwrite)
             except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)

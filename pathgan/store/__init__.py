@@ -12,7 +12,7 @@ from pathgan.store._latents import (
     read_latents,
 )
 from pathgan.store._reader import PatchStore, read_store_attrs
-from pathgan.store._schema import LABELS, LATENTS, SCHEMA_VERSION, WHITE_LEVEL
+from pathgan.store._schema import LABELS, LATENTS, SCHEMA_VERSION, WHITE_LEVEL, StoreAttrs
 from pathgan.store._synthetic import SYNTHETIC_SLIDE_ID, SyntheticStoreWriter
 from pathgan.store._writer import (
     ShardWriter,
@@ -36,6 +36,7 @@ __all__ = [
     "LatentWriter",
     "PatchStore",
     "ShardWriter",
+    "StoreAttrs",
     "SyntheticStoreWriter",
     "check_run_id",
     "create_patch_arrays",

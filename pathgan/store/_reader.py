@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import zarr
 
-from pathgan.errors import SchemaMismatchError, StoreError
+from pathgan.errors import StoreError
 from pathgan.store import _schema as S
 from pathgan.store._writer import _array
 
@@ -36,10 +36,7 @@ def read_store_attrs(path: Path) -> dict[str, Any]:
     missing = [k for k in S.REQUIRED_ATTRS if k not in attrs]
     if missing or not attrs.get("complete"):
         raise StoreError(f"{path} is incomplete or not a pathgan store (missing attrs {missing or ['complete']})")
-    if attrs["schema_version"] != S.SCHEMA_VERSION:
-        raise SchemaMismatchError(
-            f"{path} has schema version {attrs['schema_version']}; this pathgan reads version {S.SCHEMA_VERSION}"
-        )
+    S.StoreAttrs.from_dict(attrs, str(path))  # schema version, then every attribute's type and range
     return attrs
 
 
@@ -66,6 +63,27 @@ class PatchStore:
 
     def __repr__(self) -> str:
         return f"PatchStore({str(self.path)!r}, n={len(self)}, patch_px={self.patch_px}, mpp={self.mpp})"
+
+    @property
+    def meta(self) -> S.StoreAttrs:
+        """The store's attributes, typed (``attrs`` is the same as a plain dict)."""
+        return S.StoreAttrs.from_dict(self.attrs, str(self.path))
+
+    @property
+    def patches_per_shard(self) -> int:
+        """Patches per shard file of the ``patches`` array, from its metadata (what the writer chose)."""
+        shards = getattr(self._patches, "shards", None)
+        return int(shards[0]) if shards else int(self._patches.chunks[0])
+
+    @property
+    def codec(self) -> tuple[str, int]:
+        """``("jpeg", quality)`` or ``("zstd", 0)``: how the patches are encoded, from the array's codecs."""
+        from pathgan.store._codec import JpegCodec
+
+        codecs = list(self._patches.metadata.codecs)
+        inner = list(getattr(codecs[0], "codecs", codecs)) if codecs else []
+        jpeg = next((c for c in inner if isinstance(c, JpegCodec)), None)
+        return ("jpeg", jpeg.level) if jpeg is not None else ("zstd", 0)
 
     @property
     def slide_id(self) -> str:

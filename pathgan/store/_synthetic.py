@@ -109,7 +109,7 @@ class SyntheticStoreWriter:
         self._buffered -= k
         self._buf = [(patches[k:], blur[k:], white[k:])] if self._buffered else []
 
-    def finish(self, attrs: dict[str, Any]) -> Path:
+    def finish(self, attrs: S.StoreAttrs | dict[str, Any]) -> Path:
         """Stamp the metadata (the caller's ``attrs`` with ``synthetic``, ``slide_id``, ``class_names``,
         ``patch_px``, ``n_patches`` set here) and rename to ``final``. Returns ``final``.
 
@@ -120,9 +120,12 @@ class SyntheticStoreWriter:
         """
         if self.rows_done != self.n:
             raise StoreError(f"{self.final}: only {self.rows_done} of {self.n} synthetic patches written")
-        full = {**attrs, "synthetic": True, "slide_id": SYNTHETIC_SLIDE_ID, "class_names": self.class_names,
-                "patch_px": self.patch_px, "stride_px": self.patch_px, "n_patches": self.n,
-                "footprint0": self.patch_px}
+        mine = {"synthetic": True, "slide_id": SYNTHETIC_SLIDE_ID, "class_names": tuple(self.class_names),
+                "patch_px": self.patch_px, "stride_px": self.patch_px, "n_patches": self.n, "footprint0": self.patch_px}
+        if isinstance(attrs, S.StoreAttrs):
+            full = attrs.replace(**mine)
+        else:  # the caller's part as a dict: validated with the writer's part filled in
+            full = S.StoreAttrs.from_dict({**attrs, **mine, "class_names": list(self.class_names)}, str(self.final))
         try:
             finalize_store(self.tmp, self.final, full)
         except FileExistsError as err:

@@ -353,12 +353,17 @@ def _write_jpeg_shard(file: Path, encoded: list[bytes], per_shard: int) -> None:
         fh.write(b"".join([*encoded, index_bytes, checksum]))
 
 
-def finalize_store(path: Path, final: Path, attrs: dict[str, Any], *, overwrite: bool = False) -> None:
+def finalize_store(path: Path, final: Path, attrs: S.StoreAttrs, *, overwrite: bool = False) -> None:
     """Stamp the metadata (``complete: true``), sync every file of the store to the disk, then
     atomically rename ``path`` to ``final`` and sync the parent: after a power loss the final name
-    either does not exist or names a store whose bytes are all on disk."""
+    either does not exist or names a store whose bytes are all on disk.
+
+    ``attrs`` is validated again (a dict is accepted and validated the same way), so no store is
+    ever marked complete with attributes a reader would refuse.
+    """
+    attrs = S.StoreAttrs.from_dict(attrs.to_dict() if isinstance(attrs, S.StoreAttrs) else attrs, str(final))
     grp = zarr.open_group(path, mode="r+")
-    grp.attrs[S.ATTRS_KEY] = {**attrs, "schema_version": S.SCHEMA_VERSION, "complete": True}
+    grp.attrs[S.ATTRS_KEY] = {**attrs.to_dict(), "schema_version": S.SCHEMA_VERSION, "complete": True}
     fsync_tree(path)
     if final.exists() and not overwrite:
         raise FileExistsError(f"{final} appeared while this run was writing it")

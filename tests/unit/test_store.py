@@ -17,6 +17,7 @@ from pathgan.store import (
     CODEC_NAME,
     SCHEMA_VERSION,
     PatchStore,
+    StoreAttrs,
     create_store,
     finalize_store,
     temp_path_for,
@@ -47,9 +48,8 @@ def _make(tmp_path: Path, codec: str, n: int = 10, per_shard: int = 4) -> tuple[
     for start in range(0, n, per_shard):
         chunk = patches[start : start + per_shard]
         write_shard(tmp, start, chunk, np.arange(len(chunk)), np.zeros(len(chunk)))
-    attrs = {k: 1 for k in ("slide_id", "source", "mpp_requested", "mpp_effective", "source_level",
-                            "patch_px", "stride_px", "config", "pathgan_version")}
-    attrs.update(slide_id="s", patch_px=64, n_patches=n, mpp_requested=0.5)
+    attrs = {"slide_id": "s", "source": {}, "mpp_requested": 0.5, "mpp_effective": [0.5, 0.5], "source_level": 0,
+             "patch_px": 64, "stride_px": 64, "n_patches": n, "config": {}, "pathgan_version": "test"}
     assert not final.exists()
     finalize_store(tmp, final, attrs)
     assert final.exists() and not tmp.exists()
@@ -166,3 +166,68 @@ def test_direct_jpeg_shards_equal_zarr_written_shards(tmp_path: Path, n: int) ->
     assert got.shape == patches.shape and np.abs(got.astype(int) - patches).mean() < 8  # JPEG q85, 4:2:0
     np.testing.assert_array_equal(grp["qc/blur"][:], blur)  # type: ignore[index]
     np.testing.assert_array_equal(grp["qc/white_fraction"][:], white)  # type: ignore[index]
+
+
+# ------------------------------------------------------------------------------- StoreAttrs (schema)
+_GOOD = {"slide_id": "s", "source": {}, "mpp_requested": 0.5, "mpp_effective": [0.5, 0.5], "source_level": 0,
+         "patch_px": 64, "stride_px": 64, "n_patches": 10, "config": {}, "pathgan_version": "test"}
+
+
+@pytest.mark.parametrize(("key", "value", "allowed"), [
+    ("patch_px", "64", "an integer >= 1"),
+    ("patch_px", 0, "an integer >= 1"),
+    ("n_patches", True, "an integer >= 0"),
+    ("mpp_requested", -0.5, "a finite number > 0"),
+    ("mpp_requested", float("nan"), "a finite number > 0"),
+    ("mpp_effective", [0.5], r"two numbers > 0 \[x, y\]"),
+    ("source", "slide.svs", "a mapping"),
+    ("slide_id", "", "a non-empty string"),
+    ("label", 3, "a non-empty string or null"),
+    ("class_names", ["a", 1], "a list of strings"),
+])
+def test_store_attrs_name_the_field_what_was_found_and_what_is_allowed(key: str, value: object, allowed: str) -> None:
+    with pytest.raises(StoreError, match=rf"x.zarr: store attribute '{key}' is .*; allowed: {allowed}"):
+        StoreAttrs.from_dict({**_GOOD, key: value}, "x.zarr")
+
+
+def test_store_attrs_missing_version_and_unknown_keys() -> None:
+    with pytest.raises(StoreError, match=r"lack \['n_patches', 'pathgan_version'\]"):
+        StoreAttrs.from_dict({k: v for k, v in _GOOD.items() if k not in ("n_patches", "pathgan_version")})
+    with pytest.raises(SchemaMismatchError, match="schema version 2; this pathgan reads version 1"):
+        StoreAttrs.from_dict({**_GOOD, "schema_version": 2})
+    a = StoreAttrs.from_dict({**_GOOD, "from_the_future": {"x": 1}})
+    assert a.extra == {"from_the_future": {"x": 1}}
+    assert a.to_dict()["from_the_future"] == {"x": 1}  # kept on rewrite
+    assert StoreAttrs.from_dict(a.to_dict()) == a
+    assert a.mpp_effective == (0.5, 0.5) and isinstance(a.to_dict()["mpp_effective"], list)
+
+
+def test_invalid_attrs_never_mark_a_store_complete(tmp_path: Path) -> None:
+    final = tmp_path / "bad.zarr"
+    tmp = temp_path_for(final)
+    create_store(tmp, coords_xy=np.zeros((2, 2), np.int64), tissue_fraction=np.ones(2), pen_fraction=np.zeros(2),
+                 patch_px=8, patches_per_shard=2, codec="zstd", jpeg_quality=90,
+                 thumbnail=np.zeros((2, 2, 3), np.uint8), tissue_mask=np.ones((2, 2), bool),
+                 pen_mask=np.zeros((2, 2), bool))
+    with pytest.raises(StoreError, match=r"bad\.zarr: store attribute 'patch_px' is '8'"):
+        finalize_store(tmp, final, {**_GOOD, "patch_px": "8"})
+    assert not final.exists() and tmp.exists()  # still the temporary name
+
+
+def test_reader_refuses_attrs_edited_into_an_invalid_state(tmp_path: Path) -> None:
+    final, _ = _make(tmp_path, "zstd")
+    grp = zarr.open_group(final, mode="r+")
+    grp.attrs["pathgan"] = {**dict(grp.attrs["pathgan"]), "mpp_requested": "half a micron"}
+    with pytest.raises(StoreError, match="'mpp_requested' is 'half a micron'; allowed: a finite number > 0"):
+        PatchStore(final)
+
+
+@pytest.mark.parametrize(("codec", "per_shard", "expected"), [("jpeg", 4, ("jpeg", 90)), ("zstd", 3, ("zstd", 0))])
+def test_store_reports_its_own_shard_size_and_codec(tmp_path: Path, codec: str, per_shard: int,
+                                                     expected: tuple[str, int]) -> None:
+    final, _ = _make(tmp_path, codec, per_shard=per_shard)
+    st = PatchStore(final)
+    assert st.patches_per_shard == per_shard and st.codec == expected
+    assert st.meta.patch_px == 64 and st.meta.mpp_effective == (0.5, 0.5)
+    n_shard_files = len([p for p in (final / "patches" / "c").rglob("*") if p.is_file()])
+    assert n_shard_files == -(-10 // per_shard)  # on disk: one file per shard
