@@ -7,8 +7,10 @@ the Zarr layout beyond a store's ``slide_id``, ``coords`` and ``attrs``.
 from __future__ import annotations
 
 import csv
+import math
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,7 @@ from pathgan.errors import ConfigError
 __all__ = ["LabelTable", "check_class_name", "read_label_csv", "store_labels"]
 
 _BAD_NAME = re.compile(r"[/\\\x00]")
+_MAX_LISTED = 20
 
 
 def check_class_name(name: str) -> str:
@@ -33,51 +36,95 @@ def check_class_name(name: str) -> str:
 @dataclass(frozen=True)
 class LabelTable:
     """Labels read from a CSV: per slide (``slide_id,label``) or per tile (``slide_id,x,y,label``,
-    level-0 top-left corners as in a store's ``coords``)."""
+    level-0 top-left corners as in a store's ``coords``). ``lines`` maps each tile
+    ``(slide_id, x, y)`` to the CSV line it came from (line 1 is the header)."""
 
     path: Path
     slide: dict[str, str]
     tile: dict[str, dict[tuple[int, int], str]]
+    lines: dict[tuple[str, int, int], int] = field(default_factory=dict)
 
     @property
     def per_tile(self) -> bool:
         return bool(self.tile)
 
 
-def read_label_csv(path: Path) -> LabelTable:
-    """Read a label CSV. Columns ``slide_id`` and ``label`` are required; with ``x`` and ``y`` it is a
-    tile-label table. Other columns (a manifest's ``path``, ``split``) are ignored; an empty label
-    leaves that slide or tile unlabelled.
+#: A caller's own check of one tile row: ``(slide_id, (x, y))`` -> a problem, or None when fine.
+RowCheck = Callable[[str, tuple[int, int]], "str | None"]
+
+
+def _as_int(text: str) -> int:
+    """An integer coordinate, also when written as ``12.0`` by a spreadsheet; ValueError otherwise."""
+    value = float(text)
+    if not math.isfinite(value) or value != int(value):
+        raise ValueError(text)
+    return int(value)
+
+
+def read_label_csv(path: Path, *, strict: bool = False, tiles_only: bool = False,
+                   check: RowCheck | None = None, what: str | None = None) -> LabelTable:
+    """Read a label CSV, the one reader for every command that takes labels. Columns ``slide_id``
+    and ``label`` are required; with ``x`` and ``y`` it is a tile-label table. Other columns (a
+    manifest's ``path``, ``split``) are ignored.
+
+    Two rule sets:
+
+    * default (``train-latent --labels``, ``export-synthetic --labels``): an empty label leaves that
+      slide or tile unlabelled; a row repeated with the same label is harmless.
+    * ``strict=True`` (``classify``, where every listed tile is a training example): an empty label
+      and a tile listed twice are problems.
+
+    ``tiles_only`` requires the ``x``, ``y`` columns. ``check`` is called on every tile row and may
+    return a problem of its own (e.g. "no patch at these coordinates"), so that every problem of
+    the file, the parser's and the caller's, is listed in one error with its line number.
 
     Raises
     ------
     ConfigError
-        Missing file or columns, non-integer coordinates, one slide or tile with two labels, or a
-        bad class name; every problem listed with its line number.
+        Missing file or columns, non-integer coordinates, one slide or tile with two labels, a bad
+        class name, or what ``check`` found; every problem listed with its line number.
     """
     path = Path(path)
+    name = what or f"--labels {path}"
     try:
         with path.open(newline="", encoding="utf-8-sig") as fh:
             reader = csv.DictReader(fh)
-            header = [h.strip() for h in reader.fieldnames or []]
+            header = [(h or "").strip() for h in reader.fieldnames or []]
             # A row with more fields than the header puts the extras under the key None: ignore them.
             rows = [{k.strip(): (v or "").strip() for k, v in r.items() if k is not None} for r in reader]
+    except FileNotFoundError:
+        raise ConfigError(f"{name}: file does not exist") from None
     except OSError as err:
-        raise ConfigError(f"--labels {path}: cannot read ({err})") from err
-    missing = [c for c in ("slide_id", "label") if c not in header]
+        raise ConfigError(f"{name}: cannot read ({err})") from err
+    required = ("slide_id", "x", "y", "label") if tiles_only else ("slide_id", "label")
+    missing = [c for c in required if c not in header]
     if missing:
-        raise ConfigError(f"--labels {path}: missing column(s) {missing}; expected slide_id,label or "
-                          f"slide_id,x,y,label (got {header})")
+        raise ConfigError(f"{name}: missing column(s) {missing}; expected "
+                          f"{'slide_id,x,y,label' if tiles_only else 'slide_id,label or slide_id,x,y,label'} "
+                          f"(got {header})")
     per_tile = "x" in header and "y" in header
     slide: dict[str, str] = {}
     tile: dict[str, dict[tuple[int, int], str]] = {}
+    lines: dict[tuple[str, int, int], int] = {}
     problems: list[str] = []
     for line, r in enumerate(rows, start=2):
         sid, label = r.get("slide_id", ""), r.get("label", "")
         if not sid:
             problems.append(f"line {line}: empty slide_id")
             continue
+        if per_tile:
+            try:
+                xy = (_as_int(r["x"]), _as_int(r["y"]))
+            except ValueError:
+                problems.append(f"line {line}: x={r['x']!r}, y={r['y']!r} must be integers (level-0 pixels)")
+                continue
+            found = check(sid, xy) if check is not None else None
+            if found:
+                problems.append(f"line {line}: {found}")
+                continue
         if not label:
+            if strict:
+                problems.append(f"line {line}: label is empty")
             continue
         try:
             check_class_name(label)
@@ -85,23 +132,24 @@ def read_label_csv(path: Path) -> LabelTable:
             problems.append(f"line {line}: {err}")
             continue
         if per_tile:
-            try:
-                xy = (int(r["x"]), int(r["y"]))
-            except ValueError:
-                problems.append(f"line {line}: x, y must be integers (level-0 pixels), got {r['x']!r}, {r['y']!r}")
-                continue
+            key = (sid, *xy)
             old = tile.setdefault(sid, {}).setdefault(xy, label)
-            if old != label:
+            if strict and key in lines:
+                problems.append(f"line {line}: tile {xy} of slide {sid!r} is labelled twice (first in line {lines[key]})")
+            elif old != label:
                 problems.append(f"line {line}: tile {sid} {xy} labelled both {old!r} and {label!r}")
+            lines.setdefault(key, line)
         else:
             old = slide.setdefault(sid, label)
             if old != label:
                 problems.append(f"line {line}: slide {sid} labelled both {old!r} and {label!r}")
     if problems:
-        raise ConfigError(f"--labels {path}: {len(problems)} problem(s):\n  " + "\n  ".join(problems[:20]))
+        shown = problems[:_MAX_LISTED] + ([f"... and {len(problems) - _MAX_LISTED} more"]
+                                          if len(problems) > _MAX_LISTED else [])
+        raise ConfigError(f"{name}: {len(problems)} problem(s):\n  " + "\n  ".join(shown))
     if not slide and not tile:
-        raise ConfigError(f"--labels {path}: no labelled rows")
-    return LabelTable(path=path, slide=slide, tile=tile)
+        raise ConfigError(f"{name}: no labelled rows")
+    return LabelTable(path=path, slide=slide, tile=tile, lines=lines)
 
 
 def store_labels(store: Any, table: LabelTable | None) -> tuple[np.ndarray, int]:

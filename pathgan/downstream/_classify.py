@@ -15,7 +15,6 @@ would measure how well the model recognises slides.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import io
 import json
@@ -32,6 +31,7 @@ from matplotlib.figure import Figure
 from pathgan import __version__
 from pathgan._io import atomic_write_bytes
 from pathgan.errors import ConfigError, ShapeError, StoreError
+from pathgan.labels import read_label_csv
 
 __all__ = [
     "CVResult",
@@ -57,7 +57,6 @@ MLP_HIDDEN = (64,)
 MLP_ALPHA = 1e-3
 #: The ``.npz`` + ``.json`` layout written by :meth:`LatentClassifier.save`.
 FORMAT_VERSION = 1
-_TILE_COLUMNS = ("slide_id", "x", "y", "label")
 _MAX_LISTED = 20
 
 
@@ -261,71 +260,38 @@ def _latent_provenance(paths: list[Path], run_id: str, attrs: list[dict[str, Any
 
 
 def _tile_labels(csv_path: Path, opened: list[Any]) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Rows and labels selected per store by a tile-label CSV; ConfigError listing every problem."""
-    if not csv_path.is_file():
-        raise ConfigError(f"tile-label CSV {csv_path} does not exist")
-    with csv_path.open(newline="", encoding="utf-8-sig") as fh:
-        reader = csv.DictReader(fh)
-        header = [(h or "").strip() for h in (reader.fieldnames or [])]
-        missing = [c for c in _TILE_COLUMNS if c not in header]
-        if missing:
-            raise ConfigError(f"tile-label CSV {csv_path}: missing column(s) {missing}; found {header}; "
-                              f"required {list(_TILE_COLUMNS)}")
-        records = [{(k or "").strip(): (v or "").strip() for k, v in r.items() if k is not None} for r in reader]
+    """Rows and labels selected per store by a tile-label CSV (read strictly by
+    :func:`pathgan.labels.read_label_csv`); ConfigError listing every problem with its line."""
     # slide -> (x, y) -> [(store index, row)]: a slide tiled into several stores labels each of them.
     where: dict[str, dict[tuple[int, int], list[tuple[int, int]]]] = {}
     for k, s in enumerate(opened):
         lookup = where.setdefault(s.slide_id, {})
         for row, (x, y) in enumerate(s.coords.tolist()):
             lookup.setdefault((int(x), int(y)), []).append((k, row))
-    errors: list[str] = []
-    first_row: dict[tuple[str, int, int], int] = {}
+
+    def on_a_patch(sid: str, xy: tuple[int, int]) -> str | None:
+        if sid not in where:
+            return f"slide_id {sid!r} is not among the stores' slides {sorted(where)[:_MAX_LISTED]}"
+        if xy not in where[sid]:
+            return (f"no patch of slide {sid!r} has its level-0 top-left corner at (x, y) = {xy}; "
+                    "x, y must equal a row of the store's coords")
+        return None
+
+    table = read_label_csv(csv_path, strict=True, tiles_only=True, check=on_a_patch,
+                           what=f"tile-label CSV {csv_path}")
     chosen: list[list[int]] = [[] for _ in opened]
     chosen_labels: list[list[str]] = [[] for _ in opened]
-    for i, r in enumerate(records, start=2):  # row 1 is the header
-        sid, label = r.get("slide_id", ""), r.get("label", "")
-        if sid not in where:
-            errors.append(f"row {i}: slide_id {sid!r} is not among the stores' slides {sorted(where)[:_MAX_LISTED]}")
-            continue
-        try:
-            xy = (_as_int(r.get("x", "")), _as_int(r.get("y", "")))
-        except ValueError:
-            errors.append(f"row {i}: x={r.get('x')!r}, y={r.get('y')!r} must be integers (level-0 pixels)")
-            continue
-        if not label:
-            errors.append(f"row {i}: label is empty")
-            continue
-        hits = where[sid].get(xy)
-        if hits is None:
-            errors.append(f"row {i}: no patch of slide {sid!r} has its level-0 top-left corner at (x, y) = {xy}; "
-                          "x, y must equal a row of the store's coords")
-            continue
-        key = (sid, *xy)
-        if key in first_row:
-            errors.append(f"row {i}: tile {xy} of slide {sid!r} is labelled twice (first in row {first_row[key]})")
-            continue
-        first_row[key] = i
-        for k, row in hits:
-            chosen[k].append(row)
-            chosen_labels[k].append(label)
-    if errors:
-        listed = errors[:_MAX_LISTED] + ([f"... and {len(errors) - _MAX_LISTED} more"] if len(errors) > _MAX_LISTED else [])
-        raise ConfigError(f"tile-label CSV {csv_path} has {len(errors)} problem(s):\n  " + "\n  ".join(listed))
-    if not first_row:
-        raise ConfigError(f"tile-label CSV {csv_path} lists no tiles")
+    for sid, tiles in table.tile.items():
+        for xy, label in tiles.items():
+            for k, row in where[sid][xy]:
+                chosen[k].append(row)
+                chosen_labels[k].append(label)
     selected, labels = [], []
     for rows, labs in zip(chosen, chosen_labels, strict=True):
         order = np.argsort(np.asarray(rows, np.int64), kind="stable")
         selected.append(np.asarray(rows, np.int64)[order])
         labels.append(np.asarray(labs, dtype=object)[order])
     return selected, labels
-
-
-def _as_int(text: str) -> int:
-    value = float(text)
-    if not math.isfinite(value) or value != int(value):
-        raise ValueError(text)
-    return int(value)
 
 
 # ------------------------------------------------------------------------------------- metrics

@@ -344,11 +344,11 @@ def test_tile_label_csv_errors_name_the_row_and_value(tmp_path: Path) -> None:
         LatentTable.from_stores(paths, RUN, labels_csv=bad)
     msg = str(err.value)
     assert "5 problem(s)" in msg
-    assert "row 3: slide_id 'nosuch'" in msg
-    assert "row 4: no patch of slide 'slide0'" in msg and "(99999, 5)" in msg
-    assert "row 5: tile" in msg and "first in row 2" in msg
-    assert "row 6: x='1.5'" in msg
-    assert "row 7: label is empty" in msg
+    assert "line 3: slide_id 'nosuch'" in msg
+    assert "line 4: no patch of slide 'slide0'" in msg and "(99999, 5)" in msg
+    assert "line 5: tile" in msg and "first in line 2" in msg
+    assert "line 6: x='1.5'" in msg
+    assert "line 7: label is empty" in msg
     missing = _write_csv(tmp_path / "missing.csv", [["slide0", 1, "a"]], header=("slide_id", "x", "label"))
     with pytest.raises(ConfigError, match=r"missing column\(s\) \['y'\]"):
         LatentTable.from_stores(paths, RUN, labels_csv=missing)

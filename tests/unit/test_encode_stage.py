@@ -199,9 +199,6 @@ def test_cli_status_table_and_exit_code(tmp_path: Path, monkeypatch: pytest.Monk
 @pytest.mark.slow  # one training step of a tiny GAN makes the run directory: 2-5 s on CPU
 def test_cli_run_without_encoder(tmp_path: Path) -> None:
     """A real run directory (1 training step of a tiny GAN) that has no encoder: exit 1, clear message."""
-    latents = pytest.importorskip("pathgan.latents", reason="pathgan.latents is not written yet")
-    if not hasattr(latents, "LatentModel"):
-        pytest.skip("pathgan.latents.LatentModel is not written yet")
     import dataclasses
 
     from pathgan.config import TrainConfig

@@ -144,7 +144,7 @@ def test_label_csv_slide_and_tile(tmp_path: Path) -> None:
     p.write_text("slide,label\na,b\n")
     with pytest.raises(ConfigError, match="missing column"):
         read_label_csv(p)
-    with pytest.raises(ConfigError, match="cannot read"):
+    with pytest.raises(ConfigError, match="absent.csv: file does not exist"):
         read_label_csv(tmp_path / "absent.csv")
     p.write_text("slide_id,label\na,tumor,extra\nb,stroma\n")  # a row longer than the header
     assert read_label_csv(p).slide == {"a": "tumor", "b": "stroma"}
@@ -174,3 +174,29 @@ def test_synthetic_store_writer_buffers_whole_shards(tmp_path: Path) -> None:
         w2.add(patches[:2, :4], np.zeros(2), np.zeros(2))
     with pytest.raises(StoreError, match="only 0 of 3"):
         w2.finish({})
+
+
+def test_one_label_reader_two_rule_sets(tmp_path: Path) -> None:
+    """The same file through the lenient rules (train-latent, export-synthetic) and the strict ones
+    (classify): an empty label and a repeated tile are harmless in one and problems in the other."""
+    p = tmp_path / "tiles.csv"
+    p.write_text("slide_id,x,y,label\na,0,0,tumor\na,0,0,tumor\na,32.0,0,\nb,64,32,stroma\n")
+    lenient = read_label_csv(p)
+    assert lenient.tile == {"a": {(0, 0): "tumor"}, "b": {(64, 32): "stroma"}}  # "32.0" parsed, empty skipped
+    assert lenient.lines == {("a", 0, 0): 2, ("b", 64, 32): 5}
+    with pytest.raises(ConfigError, match=r"(?s)2 problem.*line 3: tile \(0, 0\) of slide 'a' is labelled twice "
+                                          r"\(first in line 2\).*line 4: label is empty"):
+        read_label_csv(p, strict=True)
+    seen: list[tuple[str, tuple[int, int]]] = []
+
+    def check(sid: str, xy: tuple[int, int]) -> str | None:
+        seen.append((sid, xy))
+        return "no such patch" if sid == "b" else None
+
+    with pytest.raises(ConfigError, match=r"line 5: no such patch"):
+        read_label_csv(p, check=check)
+    assert seen == [("a", (0, 0)), ("a", (0, 0)), ("a", (32, 0)), ("b", (64, 32))]  # every tile row checked
+    q = tmp_path / "slides.csv"
+    q.write_text("slide_id,label\na,tumor\n")
+    with pytest.raises(ConfigError, match=r"missing column\(s\) \['x', 'y'\]"):
+        read_label_csv(q, tiles_only=True)
