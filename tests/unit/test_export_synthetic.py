@@ -144,7 +144,7 @@ def test_label_csv_slide_and_tile(tmp_path: Path) -> None:
     p.write_text("slide,label\na,b\n")
     with pytest.raises(ConfigError, match="missing column"):
         read_label_csv(p)
-    with pytest.raises(ConfigError, match="absent.csv: file does not exist"):
+    with pytest.raises(ConfigError, match=r"absent\.csv: file does not exist"):
         read_label_csv(tmp_path / "absent.csv")
     p.write_text("slide_id,label\na,tumor,extra\nb,stroma\n")  # a row longer than the header
     assert read_label_csv(p).slide == {"a": "tumor", "b": "stroma"}
