@@ -20,7 +20,7 @@ demo: $(STAMP)
 	$(PY) pipelines/demo.py
 
 test: $(STAMP)
-	$(PY) -m pytest -q -ra
+	$(PY) -m pytest -q -ra --soak
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check pathgan tests benchmarks pipelines

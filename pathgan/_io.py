@@ -16,12 +16,15 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+from pathgan._faults import fault_point
+
 __all__ = ["atomic_path", "atomic_replace", "atomic_write_bytes", "atomic_write_text", "fsync_dir", "fsync_file",
-           "fsync_tree"]
+           "fsync_tree", "remove_stale_temporaries"]
 
 
 def fsync_file(path: Path) -> None:
@@ -58,6 +61,32 @@ def fsync_tree(root: Path) -> None:
         fsync_dir(Path(dirpath))
 
 
+_TEMP = re.compile(r"^\..+\.\d+-[0-9a-f]{8}\.(partial|trash)")
+
+
+def remove_stale_temporaries(folder: Path, depth: int = 2) -> list[Path]:
+    """Remove the temporary files and trash folders of writes that a crash interrupted, in ``folder``
+    and its subfolders up to ``depth`` levels (``*.zarr`` stores are not entered). Only safe while
+    holding the folder's lock (:func:`pathgan._lock.folder_lock`): then no live writer owns them.
+    Returns what was removed."""
+    import shutil
+
+    removed: list[Path] = []
+    folder = Path(folder)
+    if not folder.is_dir():
+        return removed
+    for entry in folder.iterdir():
+        if _TEMP.match(entry.name):
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+            removed.append(entry)
+        elif depth > 1 and entry.is_dir() and not entry.is_symlink() and not entry.name.endswith(".zarr"):
+            removed += remove_stale_temporaries(entry, depth - 1)
+    return removed
+
+
 def _tmp_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.partial")
 
@@ -78,6 +107,7 @@ def atomic_path(path: Path, *, suffix: str = "") -> Iterator[Path]:
     try:
         yield tmp
         fsync_file(tmp)
+        fault_point("io.before_rename")
         os.replace(tmp, path)
         fsync_dir(path.parent)
     finally:
@@ -93,6 +123,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        fault_point("io.before_rename")
         os.replace(tmp, path)
         fsync_dir(path.parent)
     finally:
@@ -116,10 +147,13 @@ def atomic_replace(src: Path, dst: Path, *, trash: Path | None = None) -> None:
     src, dst = Path(src), Path(dst)
     if dst.is_dir() and not dst.is_symlink():
         trash = trash or dst.with_name(f".{dst.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.trash")
+        fault_point("io.before_rename")
         os.replace(dst, trash)
+        fault_point("io.between_renames")
         os.replace(src, dst)
         fsync_dir(dst.parent)
         shutil.rmtree(trash, ignore_errors=True)
         return
+    fault_point("io.before_rename")
     os.replace(src, dst)
     fsync_dir(dst.parent)

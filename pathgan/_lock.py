@@ -8,7 +8,8 @@ NFSv3+), holding the owner's pid, host, process start time and command; the seco
 
 A lock whose owner is gone (same host, and its pid is not running, or is running but started at
 another time: the pid was reused) is stale: it is moved aside atomically and the lock is taken
-again, so a run killed with ``kill -9`` never needs a hand to clean up. A lock from another host
+again, so a run killed with ``kill -9`` never needs a hand to clean up; whoever takes the lock also
+removes the temporary files such a run left (:func:`pathgan._io.remove_stale_temporaries`). A lock from another host
 cannot be checked and is only ever removed by a person; the message says which file to delete.
 Light (standard library only), so any layer may use it.
 """
@@ -26,6 +27,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from pathgan._io import remove_stale_temporaries
 from pathgan.errors import LockError
 
 __all__ = ["LOCK_NAME", "folder_lock", "read_lock"]
@@ -144,6 +146,7 @@ def folder_lock(folder: Path, what: str) -> Iterator[Path]:
         break
     else:
         raise LockError(f"could not take the lock {path} after 5 attempts (other processes keep taking it)")
+    remove_stale_temporaries(folder)  # ours now: any temporary file here belongs to a dead writer
     try:
         yield path
     finally:

@@ -10,10 +10,10 @@ from __future__ import annotations
 __all__ = [
     "ConfigError",
     "GeoJSONError",
+    "InputTypeError",
     "LockError",
     "ManifestError",
     "MissingMPPError",
-    "NoTissueError",
     "PathganError",
     "ResolutionError",
     "SchemaMismatchError",
@@ -21,6 +21,7 @@ __all__ = [
     "SlideOpenError",
     "StainError",
     "StoreError",
+    "StoreExistsError",
 ]
 
 
@@ -48,10 +49,6 @@ class ResolutionError(PathganError):
     """The requested resolution cannot be produced from the slide without upsampling."""
 
 
-class NoTissueError(PathganError):
-    """Tissue detection found no patch that passes the thresholds."""
-
-
 class StoreError(PathganError):
     """A patch store is missing, incomplete or unreadable."""
 
@@ -75,3 +72,12 @@ class StainError(PathganError, ValueError):
 
 class LockError(PathganError):
     """An output folder is held by another running pathgan process; the message names the owner."""
+
+
+class InputTypeError(PathganError, TypeError):
+    """An argument of the wrong type or dtype (e.g. a numpy array where a float tensor in [0, 1] is
+    expected); the message names what was received and what is allowed."""
+
+
+class StoreExistsError(StoreError, FileExistsError):
+    """A store's final name appeared while it was being written (another writer got there first)."""

@@ -57,7 +57,7 @@ def _as_int(text: str) -> int:
     """An integer coordinate, also when written as ``12.0`` by a spreadsheet; ValueError otherwise."""
     value = float(text)
     if not math.isfinite(value) or value != int(value):
-        raise ValueError(text)
+        raise ValueError(text)  # caught: the caller reports the line
     return int(value)
 
 

@@ -124,7 +124,7 @@ def latent_figures(run_dir: Path, stores: list[Path],
                   eval_refine_steps=20)
     model = L.LatentModel.load(run_dir, require_encoder=True)
     rows = encode_stores(model, stores, overwrite=True)
-    if any(r["status"] == "failed" for r in rows):
+    if any(r.status == "failed" for r in rows):
         print(f"demo: encoding failed: {rows}")
         return 1
     print(f"latents:  latents/{model.run_id} in {len(stores)} store(s) (PatchStore(path).latents(run_id))")

@@ -52,3 +52,56 @@ def corrupt_slide(synth_dir: Path) -> Path:
     path = synth_dir / "corrupt.svs"
     path.write_bytes(b"II*\x00" + os.urandom(2000))
     return path
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--soak", action="store_true", default=False,
+                     help="run the long fault-injection soak (more kill -9 trials per command); `make test` sets it")
+
+
+# ------------------------------------------------------------------------------------------------------
+# `pytest -m "not slow"` is the developers' quick loop, so every test that trains a network or starts
+# a Dask cluster must carry the `slow` mark. This is checked, not hoped for: the training steps and
+# LocalCluster are wrapped for the session, and a test without the mark that reaches one of them
+# (directly, or through a fixture it is the first to set up) fails with the reason.
+_SLOW_WORK: dict[str, str] = {}  # nodeid -> what it did
+_CURRENT: list[str] = [""]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    import distributed
+
+    from pathgan.train import Trainer
+    from pathgan.train.cyclegan import CycleGANTrainer
+    from pathgan.train.encoder import EncoderTrainer
+
+    def wrap(owner: type, name: str, what: str) -> None:
+        original = getattr(owner, name)
+        if getattr(original, "_slow_guard", False):
+            return
+
+        def guarded(*args: object, **kwargs: object) -> object:
+            _SLOW_WORK.setdefault(_CURRENT[0], what)
+            return original(*args, **kwargs)
+
+        guarded._slow_guard = True  # type: ignore[attr-defined]
+        setattr(owner, name, guarded)
+
+    wrap(distributed.LocalCluster, "__init__", "starts a Dask LocalCluster")
+    for cls in (Trainer, EncoderTrainer, CycleGANTrainer):
+        wrap(cls, "train_step", f"trains ({cls.__name__}.train_step)")
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item):  # type: ignore[no-untyped-def]
+    _CURRENT[0] = item.nodeid
+    yield
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item: pytest.Item):  # type: ignore[no-untyped-def]
+    yield
+    what = _SLOW_WORK.get(item.nodeid)
+    if what and item.get_closest_marker("slow") is None:
+        pytest.fail(f"{item.nodeid} {what} but is not marked @pytest.mark.slow "
+                    "(`pytest -m 'not slow'` must stay a quick loop)", pytrace=False)

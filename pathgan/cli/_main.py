@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from pathgan import __version__
+from pathgan.cli._status import echo_status
 from pathgan.errors import PathganError
 
 __all__ = ["main"]
@@ -304,15 +305,11 @@ def encode_command(stores: tuple[Path, ...], run_dir: Path, device: str, batch_s
                              overwrite=overwrite, progress=progress)
     except PathganError as err:
         raise click.ClickException(str(err)) from err
-    names = [Path(r["store"]).name for r in rows]
-    width = max([len(n) for n in names] + [5])
-    click.echo(f"{'store':<{width}}  {'status':<8}  {'patches':>8}  {'seconds':>8}  error")
-    for name, r in zip(names, rows, strict=True):
-        click.echo(f"{name:<{width}}  {r['status']:<8}  {r['n_patches']:>8}  {r['seconds']:>8.1f}  {r['error']}")
-    done = [r for r in rows if r["status"] in ("encoded", "skipped")]
+    echo_status(rows, "store", lambda r: Path(r.store).name)
+    done = [r for r in rows if r.status in ("encoded", "skipped")]
     click.echo(f"latents/{model.run_id} in {len(done)} of {len(rows)} store(s), "
-               f"{sum(r['n_patches'] for r in done)} patches")
-    if any(r["status"] == "failed" for r in rows):
+               f"{sum(r.n_patches for r in done)} patches")
+    if any(r.failed for r in rows):
         sys.exit(1)
 
 

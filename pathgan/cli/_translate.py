@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
 
 from pathgan.cli._main import _load_dataclass_config, _parse_sets, main
+from pathgan.cli._status import echo_status
 from pathgan.errors import PathganError
 
 __all__: list[str] = []
@@ -118,9 +120,8 @@ def translate_command(stores: tuple[Path, ...], run_dir: Path, direction: str, o
         rows = translate_stores(run_dir, list(stores), out_dir, direction=direction,  # type: ignore[arg-type]
                                 device=device, batch_size=batch_size, png_dir=png_dir, overwrite=overwrite,
                                 progress=progress)
-        for r in rows:
-            click.echo(f"{r['out']}  {r['n_patches']} patches  {r['seconds']:.1f} s")
-        if do_eval:
+        echo_status(rows, "store", lambda r: Path(r.store).name)
+        if do_eval and any(not r.failed for r in rows):
             from pathgan.runs import RunDir
 
             targets = list(against) or RunDir.open(run_dir, "translate").stores("b" if direction == "a2b" else "a")
@@ -133,3 +134,5 @@ def translate_command(stores: tuple[Path, ...], run_dir: Path, direction: str, o
             click.echo(f"written: {out_dir / 'eval.json'}")
     except PathganError as err:
         raise click.ClickException(str(err)) from err
+    if any(r.failed for r in rows):
+        sys.exit(1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from pathgan.errors import ShapeError
 from pathgan.metrics._frechet import _as_features, fid_from_features
 from pathgan.metrics._kid import kid
 from pathgan.metrics._precision_recall import precision_recall
@@ -52,11 +53,11 @@ def evaluate_features(
     real = _as_features(real_feats, "real_feats")
     fake = _as_features(fake_feats, "fake_feats")
     if real.shape[1] != fake.shape[1]:
-        raise ValueError(f"feature dimensions differ: {real.shape[1]} vs {fake.shape[1]}")
+        raise ShapeError(f"feature dimensions differ: {real.shape[1]} vs {fake.shape[1]}")
     n_real, n_fake = real.shape[0], fake.shape[0]
     n_floor = min(n_real // 2, n_fake)
     if n_floor < 2:
-        raise ValueError(
+        raise ShapeError(
             f"need at least 4 real and 2 fake feature vectors, got {n_real} and {n_fake}"
         )
     rng = np.random.default_rng(seed)

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from pathgan.errors import ConfigError, InputTypeError, ShapeError
 from pathgan.metrics._errors import MissingWeightsError
 
 __all__ = [
@@ -58,16 +59,16 @@ class FeatureExtractor(Protocol):
 
 def _check_images(images: torch.Tensor) -> None:
     if not isinstance(images, torch.Tensor):
-        raise TypeError(f"images must be a torch.Tensor, got {type(images).__name__}")
+        raise InputTypeError(f"images must be a torch.Tensor, got {type(images).__name__}")
     if images.ndim != 4 or images.shape[1] != 3:
-        raise ValueError(f"images must be (N, 3, H, W), got shape {tuple(images.shape)}")
+        raise ShapeError(f"images must be (N, 3, H, W), got shape {tuple(images.shape)}")
     if not images.is_floating_point():
-        raise TypeError(f"images must be float in [0, 1], got dtype {images.dtype}")
+        raise InputTypeError(f"images must be float in [0, 1], got dtype {images.dtype}")
     if images.numel() == 0:
         return
     lo, hi = float(images.min()), float(images.max())
     if lo < -_RANGE_TOL or hi > 1.0 + _RANGE_TOL:
-        raise ValueError(
+        raise ShapeError(
             f"images must lie in [0, 1], got values in [{lo:.3g}, {hi:.3g}] "
             "(map GAN outputs in [-1, 1] with (x + 1) / 2 first)"
         )
@@ -164,7 +165,7 @@ class InceptionExtractor:
         batch_size: int = 50,
     ) -> None:
         if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+            raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
         self.path = locate_inception_weights(path)
         self.device = torch.device(device)
         self.batch_size = int(batch_size)
@@ -200,7 +201,8 @@ class InceptionExtractor:
             return torch.empty(0, self.dim)
         result = torch.cat(out)
         if result.shape[1] != self.dim:
-            raise RuntimeError(f"{self.path} returned {result.shape[1]}-d features, not {self.dim}")
+            raise MissingWeightsError(f"{self.path} returned {result.shape[1]}-d features, not {self.dim}: "
+                                      "not the FID Inception weights")
         return result
 
     def __repr__(self) -> str:
@@ -229,7 +231,7 @@ class RandomProjectionExtractor:
 
     def __init__(self, dim: int = 64, seed: int = 0) -> None:
         if dim < 1:
-            raise ValueError(f"dim must be >= 1, got {dim}")
+            raise ConfigError(f"dim must be >= 1, got {dim}")
         self.dim = int(dim)
         self.seed = int(seed)
         self.name = f"random_projection_d{self.dim}_s{self.seed}"
@@ -244,7 +246,7 @@ class RandomProjectionExtractor:
         """Features of (N, 3, H, W) float images in [0, 1] (H, W >= 8) as (N, dim) float32."""
         _check_images(images)
         if min(images.shape[-2:]) < 8:
-            raise ValueError(f"images must be at least 8x8, got {tuple(images.shape[-2:])}")
+            raise ShapeError(f"images must be at least 8x8, got {tuple(images.shape[-2:])}")
         with torch.inference_mode():
             x = images.detach().to("cpu", torch.float32) * 2.0 - 1.0
             h1 = F.relu(F.conv2d(x, self._conv1, stride=2, padding=2))

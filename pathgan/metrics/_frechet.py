@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.linalg
 
+from pathgan.errors import ShapeError
+
 __all__ = ["feature_stats", "fid_from_features", "frechet_distance"]
 
 # Largest imaginary part (absolute) of sqrtm(S1 S2) that is treated as round-off and dropped.
@@ -16,9 +18,9 @@ _SQRT_RTOL = 1e-4
 def _as_features(features: np.ndarray, name: str = "features") -> np.ndarray:
     arr = np.asarray(features, dtype=np.float64)
     if arr.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D (N, D) array, got shape {arr.shape}")
+        raise ShapeError(f"{name} must be a 2-D (N, D) array, got shape {arr.shape}")
     if not np.isfinite(arr).all():
-        raise ValueError(f"{name} contains NaN or infinite values")
+        raise ShapeError(f"{name} contains NaN or infinite values")
     return arr
 
 
@@ -39,7 +41,7 @@ def feature_stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """
     arr = _as_features(features)
     if arr.shape[0] < 2:
-        raise ValueError(f"need at least 2 feature vectors for a covariance, got {arr.shape[0]}")
+        raise ShapeError(f"need at least 2 feature vectors for a covariance, got {arr.shape[0]}")
     mu = arr.mean(axis=0)
     sigma = np.atleast_2d(np.cov(arr, rowvar=False))
     return mu, sigma
@@ -103,14 +105,14 @@ def frechet_distance(
     s2 = np.atleast_2d(np.asarray(sigma2, dtype=np.float64))
     d = m1.shape[0]
     if m1.shape != (d,) or m2.shape != (d,):
-        raise ValueError(f"means must be 1-D of equal length, got {m1.shape} and {m2.shape}")
+        raise ShapeError(f"means must be 1-D of equal length, got {m1.shape} and {m2.shape}")
     if s1.shape != (d, d) or s2.shape != (d, d):
-        raise ValueError(
+        raise ShapeError(
             f"covariances must be ({d}, {d}) to match the means, got {s1.shape} and {s2.shape}"
         )
     for name, arr in (("mu1", m1), ("mu2", m2), ("sigma1", s1), ("sigma2", s2)):
         if not np.isfinite(arr).all():
-            raise ValueError(f"{name} contains NaN or infinite values")
+            raise ShapeError(f"{name} contains NaN or infinite values")
 
     diff = m1 - m2
     covmean = _sqrtm_checked(s1 @ s2)
@@ -118,14 +120,14 @@ def frechet_distance(
         offset = np.eye(d) * eps
         covmean = _sqrtm_checked((s1 + offset) @ (s2 + offset))
         if covmean is None:
-            raise ValueError(
+            raise ShapeError(
                 "the square root of sigma1 @ sigma2 is not finite even with an eps offset; "
                 "are the covariances positive semi-definite?"
             )
     if np.iscomplexobj(covmean):
         worst = float(np.max(np.abs(covmean.imag)))
         if worst > _IMAG_ATOL:
-            raise ValueError(
+            raise ShapeError(
                 f"sqrtm(sigma1 @ sigma2) has an imaginary component of {worst:.3g}; "
                 "the covariances are not positive semi-definite"
             )
@@ -158,10 +160,10 @@ def fid_from_features(features1: np.ndarray, features2: np.ndarray) -> float:
     a = _as_features(features1, "features1")
     b = _as_features(features2, "features2")
     if a.shape[1] != b.shape[1]:
-        raise ValueError(f"feature dimensions differ: {a.shape[1]} vs {b.shape[1]}")
+        raise ShapeError(f"feature dimensions differ: {a.shape[1]} vs {b.shape[1]}")
     n1, n2, d = a.shape[0], b.shape[0], a.shape[1]
     if n1 < 2 or n2 < 2:
-        raise ValueError(f"need at least 2 feature vectors per set, got {n1} and {n2}")
+        raise ShapeError(f"need at least 2 feature vectors per set, got {n1} and {n2}")
     if n1 * n2 > d * d:
         return frechet_distance(*feature_stats(a), *feature_stats(b))
     mu1, mu2 = a.mean(axis=0), b.mean(axis=0)

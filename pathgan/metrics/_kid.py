@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from pathgan.errors import ConfigError, ShapeError
 from pathgan.metrics._frechet import _as_features
 
 __all__ = ["kid", "mmd2_unbiased"]
@@ -34,10 +35,10 @@ def mmd2_unbiased(x: np.ndarray, y: np.ndarray) -> float:
     x = _as_features(x, "x")
     y = _as_features(y, "y")
     if x.shape != y.shape:
-        raise ValueError(f"x and y must have the same shape, got {x.shape} and {y.shape}")
+        raise ShapeError(f"x and y must have the same shape, got {x.shape} and {y.shape}")
     m = x.shape[0]
     if m < 2:
-        raise ValueError(f"need at least 2 samples per set, got {m}")
+        raise ShapeError(f"need at least 2 samples per set, got {m}")
     k_xx = _poly_kernel(x, x)
     k_yy = _poly_kernel(y, y)
     k_xy = _poly_kernel(x, y)
@@ -82,12 +83,12 @@ def kid(
     real = _as_features(f_real, "f_real")
     fake = _as_features(f_fake, "f_fake")
     if real.shape[1] != fake.shape[1]:
-        raise ValueError(f"feature dimensions differ: {real.shape[1]} vs {fake.shape[1]}")
+        raise ConfigError(f"feature dimensions differ: {real.shape[1]} vs {fake.shape[1]}")
     if n_subsets < 1:
-        raise ValueError(f"n_subsets must be >= 1, got {n_subsets}")
+        raise ConfigError(f"n_subsets must be >= 1, got {n_subsets}")
     m = min(int(subset_size), real.shape[0], fake.shape[0])
     if m < 2:
-        raise ValueError(f"KID needs at least 2 samples per set, got subset size {m}")
+        raise ShapeError(f"KID needs at least 2 samples per set, got subset size {m}")
     rng = np.random.default_rng(seed)
     values = np.empty(n_subsets, dtype=np.float64)
     for i in range(n_subsets):

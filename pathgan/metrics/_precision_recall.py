@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from pathgan.errors import ConfigError, ShapeError
 from pathgan.metrics._frechet import _as_features
 
 __all__ = ["precision_recall"]
@@ -90,15 +91,15 @@ def precision_recall(
     real = _as_features(f_real, "f_real")
     fake = _as_features(f_fake, "f_fake")
     if real.shape[1] != fake.shape[1]:
-        raise ValueError(f"feature dimensions differ: {real.shape[1]} vs {fake.shape[1]}")
+        raise ShapeError(f"feature dimensions differ: {real.shape[1]} vs {fake.shape[1]}")
     if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
+        raise ConfigError(f"k must be >= 1, got {k}")
     if real.shape[0] <= k or fake.shape[0] <= k:
-        raise ValueError(
+        raise ShapeError(
             f"need more than k={k} samples per set, got {real.shape[0]} real, {fake.shape[0]} fake"
         )
     if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
     r_sq, f_sq = _sq_norms(real), _sq_norms(fake)
     r_radii = _knn_radii(real, r_sq, k, batch_size)
     f_radii = _knn_radii(fake, f_sq, k, batch_size)

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from pathgan.config import ModelConfig
-from pathgan.errors import ShapeError
+from pathgan.errors import ConfigError, ShapeError
 from pathgan.models._layers import SelfAttention, check_shape, conv2d, linear, lrelu
 from pathgan.models._mapping import check_classes
 
@@ -73,7 +73,7 @@ class MinibatchStd(nn.Module):
     def __init__(self, group: int) -> None:
         super().__init__()
         if group < 1:
-            raise ValueError(f"group must be >= 1, got {group}")
+            raise ConfigError(f"group must be >= 1, got {group}")
         self.group = group
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

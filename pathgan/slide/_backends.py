@@ -71,7 +71,7 @@ class TiffSlideReader:
             self._slide: Any = tiffslide.TiffSlide(str(self.path))
             # tifffile accepts a valid header over garbage and finds no pages: fail now, not later.
             if not self._slide.level_dimensions or min(self._slide.level_dimensions[0]) < 1:
-                raise ValueError("no image levels found")
+                raise SlideOpenError("no image levels found")
         except Exception as err:  # tifffile raises several unrelated types for garbage input
             raise SlideOpenError(f"tiffslide cannot open {self.path}: {err}") from err
 

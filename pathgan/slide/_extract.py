@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image
 
 from pathgan.config import Backend
+from pathgan.errors import ConfigError
 from pathgan.slide._open import open_slide
 from pathgan.slide._tiles import TiffTileSource, find_tiff_level
 from pathgan.tiling import PatchGeometry, level_boxes
@@ -43,9 +44,9 @@ class PatchReader:
         page = find_tiff_level(Path(path), self.level_wh) if use_tiles else None
         self._tiles = TiffTileSource(Path(path), page) if page is not None else None
         if self._tiles is not None and not self._tiles.supports_scale(geom.decode_scale):
-            raise ValueError(f"decode scale {geom.decode_scale} not supported by {path}")
+            raise ConfigError(f"decode scale {geom.decode_scale} not supported by {path}")
         if self._tiles is None and geom.decode_scale != 1:
-            raise ValueError("decode scale > 1 needs the TIFF tile path")
+            raise ConfigError("decode scale > 1 needs the TIFF tile path")
 
     @property
     def tiles_decoded(self) -> int:

@@ -18,6 +18,8 @@ import numpy as np
 import simplejpeg
 import tifffile
 
+from pathgan.errors import SlideOpenError
+
 __all__ = ["TiffTileSource", "find_tiff_level", "scaled_decode_support"]
 
 _JPEG = 7
@@ -183,5 +185,5 @@ def _scaled_decode(prefix: bytes, data: bytes, scale: int, shape_hw: tuple[int, 
     arr = simplejpeg.decode_jpeg(b"".join((prefix, memoryview(data)[2:])), colorspace="RGB",
                                  min_height=shape_hw[0], min_width=shape_hw[1])
     if arr.shape[:2] != shape_hw:
-        raise ValueError(f"libjpeg scaled decode gave {arr.shape[:2]}, expected {shape_hw} (1/{scale} scale)")
+        raise SlideOpenError(f"libjpeg scaled decode gave {arr.shape[:2]}, expected {shape_hw} (1/{scale} scale)")
     return arr

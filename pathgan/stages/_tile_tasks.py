@@ -21,10 +21,10 @@ from typing import Any
 import numpy as np
 
 from pathgan import __version__
+from pathgan._faults import fault_point
 from pathgan._io import atomic_write_bytes
 from pathgan._threads import run_beside
 from pathgan.config import TileConfig, to_dict
-from pathgan.errors import PathganError
 from pathgan.manifest import SlideEntry
 from pathgan.slide import (
     PatchReader,
@@ -34,6 +34,7 @@ from pathgan.slide import (
     scaled_decode_support,
     slide_mpp,
 )
+from pathgan.stages._status import describe_error
 from pathgan.store import (
     WHITE_LEVEL,
     ShardWriter,
@@ -179,6 +180,7 @@ def plan_slide(entry: SlideEntry, out_dir: str, cfg: TileConfig, stain: dict[str
         pathgan_version=__version__,
         stain=stain,
     )
+    fault_point("tile.plan")  # the temporary store exists, no shard is written yet
     return {
         "slide_id": entry.slide_id,
         "tmp": str(tmp),
@@ -303,10 +305,3 @@ def guarded(fn: Callable[..., Any], *args: Any) -> Any:
         return fn(*args)
     except Exception as err:
         return {"error": describe_error(err)}
-
-
-def describe_error(err: BaseException) -> str:
-    """One line for the status table: known errors as their message, bugs with their type."""
-    if isinstance(err, PathganError):
-        return str(err).replace("\n", " ")
-    return f"{type(err).__name__}: {err}".replace("\n", " ")

@@ -19,7 +19,7 @@ import numpy as np
 
 from pathgan import __version__
 from pathgan.errors import ConfigError, ShapeError
-from pathgan.stages._tile_tasks import describe_error
+from pathgan.stages._status import StatusRow, describe_error
 from pathgan.store import (
     LatentWriter,
     PatchStore,
@@ -57,8 +57,10 @@ class LatentEncoder(Protocol):
         ...
 
 
-def _row(store: Path, status: EncodeStatus, *, n_patches: int = 0, seconds: float = 0.0, error: str = "") -> dict[str, Any]:
-    return {"store": str(store), "status": status, "n_patches": n_patches, "seconds": seconds, "error": error}
+def _row(store: Path, status: EncodeStatus, *, n_patches: int = 0, seconds: float = 0.0, error: str = "") -> StatusRow:
+    name = Path(store).name
+    return StatusRow(slide_id=name[: -len(".zarr")] if name.endswith(".zarr") else name, status=status,
+                     n_patches=n_patches, seconds=seconds, error=error, store=str(store))
 
 
 def _expand(stores: Sequence[Path]) -> list[tuple[Path, str]]:
@@ -122,7 +124,7 @@ def encode_stores(
     overwrite: bool = False,
     progress: bool = True,
     rows_per_chunk: int = 1024,
-) -> list[dict[str, Any]]:
+) -> list[StatusRow]:
     """Write ``latents/<model.run_id>`` (float32 [N, w_dim]) into every store.
 
     Parameters
@@ -171,7 +173,7 @@ def encode_stores(
         if not error:
             with contextlib.suppress(Exception):  # a bad store is reported by the loop below
                 total += int(read_store_attrs(path)["n_patches"])
-    rows: list[dict[str, Any]] = []
+    rows: list[StatusRow] = []
     with tqdm(total=total, desc=f"encode {run_id}", unit="patch", disable=not progress) as bar:
         for path, error in items:
             if error:

@@ -26,6 +26,7 @@ from pathgan._lock import folder_lock
 from pathgan.config import TileConfig
 from pathgan.errors import StainError, StoreError
 from pathgan.manifest import SlideEntry
+from pathgan.stages._status import StatusRow
 from pathgan.stages._tile_tasks import (
     comparable_config,
     describe_error,
@@ -44,16 +45,7 @@ Status = Literal["done", "skipped", "no_tissue", "failed"]
 STATUS_FILE = "tile_status.csv"
 
 
-@dataclass(kw_only=True)
-class SlideStatus:
-    """One row of the per-run status table."""
-
-    slide_id: str
-    status: Status
-    n_patches: int = 0
-    seconds: float = 0.0
-    error: str = ""
-    store: str = ""
+SlideStatus = StatusRow  # tile's rows: one per slide (the name kept for callers of pathgan.stages)
 
 
 @dataclass

@@ -23,6 +23,7 @@ from pathgan.config import TranslateConfig
 from pathgan.device import select_device
 from pathgan.errors import ConfigError, PathganError
 from pathgan.runs import RunDir, file_sha256, latest_checkpoint
+from pathgan.stages._status import StatusRow, describe_error
 from pathgan.store import expand_stores
 
 __all__ = [
@@ -226,7 +227,7 @@ def translate_stores(
     png_dir: Path | None = None,
     overwrite: bool = False,
     progress: bool = True,
-) -> list[dict[str, Any]]:
+) -> list[StatusRow]:
     """Translate every patch of each store into ``out/<store name>``, a store of the same schema.
 
     Coordinates, tissue fractions, pen fractions, thumbnail and masks are copied; blur and white
@@ -236,75 +237,105 @@ def translate_stores(
     renamed when complete. With ``png_dir``, every translated patch is also saved as
     ``png_dir/<slide_id>/<index>_x<x>_y<y>.png`` (level-0 coordinates).
 
-    Returns one row per store: ``store``, ``out``, ``n_patches``, ``seconds``.
+    Returns one :class:`~pathgan.stages._status.StatusRow` per store, ``translated`` or ``failed``:
+    a missing or unreadable store, one at another MPP or patch size than the run's source domain,
+    an output that exists (without ``overwrite``) or would replace its input, or a failure while
+    writing is that store's row, and the other stores go on (as in ``tile`` and ``encode``).
 
     Raises
     ------
     ConfigError
-        No stores, a store at another MPP or patch size than the run's source domain, an output
-        that exists (without ``overwrite``) or would replace its input.
-    PathganError, StoreError
-        Not a translation run, no checkpoint, or an unreadable store.
+        No stores given.
+    PathganError
+        Not a translation run, or no checkpoint.
     """
     from tqdm.auto import tqdm
 
     from pathgan import __version__
-    from pathgan.data._transforms import to_float_nchw, to_uint8_nhwc
-    from pathgan.store import (
-        WHITE_LEVEL,
-        PatchStore,
-        create_store,
-        finalize_store,
-        temp_path_for,
-        write_shard,
-    )
-    from pathgan.tissue import blur_scores, white_fractions
-    from pathgan.train.cyclegan import translate_images
+    from pathgan.store import PatchStore, temp_path_for
 
-    paths = expand_stores(stores, "STORES")
+    if not stores:
+        raise ConfigError("STORES: no stores given; expected <slide_id>.zarr patch stores or folders of them")
     gen, info = load_translator(run_dir, direction, device)
-    opened = [PatchStore(p) for p in paths]
     out = Path(out)
-    for s in opened:  # every check before any work
-        _check_translatable(s, info["saved"], direction)
-        final = out / s.path.name
-        if final.resolve() == s.path.resolve():
-            raise ConfigError(f"--out {out}: {final} is the input store itself; choose another output folder")
-        if final.exists() and not overwrite:
-            raise ConfigError(f"{final} already exists; choose another --out or pass --overwrite")
-    out.mkdir(parents=True, exist_ok=True)
+    rows: list[StatusRow] = []
+    todo: list[Any] = []
+    for path, error in _expand_each(stores):  # a bad store is a failed row; the others go on
+        s = None
+        try:
+            if error:
+                raise ConfigError(error)
+            s = PatchStore(path)
+            _check_translatable(s, info["saved"], direction)
+            final = out / s.path.name
+            if final.resolve() == s.path.resolve():
+                raise ConfigError(f"--out {out}: {final} is the input store itself; choose another output folder")
+            if final.exists() and not overwrite:
+                raise ConfigError(f"{final} already exists; choose another --out or pass --overwrite")
+            todo.append(s)
+        except PathganError as err:
+            rows.append(StatusRow(slide_id=s.slide_id if s is not None else Path(path).stem, status="failed",
+                                  error=describe_error(err), store=str(path)))
     provenance = {"run": str(Path(run_dir).resolve()), "run_id": Path(run_dir).name, "direction": direction,
                   "checkpoint": info["checkpoint"].name, "checkpoint_sha256": info["checkpoint_sha256"],
                   "step": info["step"]}
-    rows: list[dict[str, Any]] = []
-    total = sum(len(s) for s in opened)
-    with tqdm(total=total, desc=f"translate {direction}", unit="patch", disable=not progress) as bar:
-        for s in opened:
+    if todo:
+        out.mkdir(parents=True, exist_ok=True)
+    with tqdm(total=sum(len(s) for s in todo), desc=f"translate {direction}", unit="patch",
+              disable=not progress) as bar:
+        for s in todo:
             t0 = time.perf_counter()
             final = out / s.path.name
-            per_shard, (codec, quality) = s.patches_per_shard, s.codec  # the input store's own layout
             tmp = temp_path_for(final)
             try:
-                create_store(tmp, coords_xy=s.coords, tissue_fraction=s.tissue_fraction,
-                             pen_fraction=s.qc("pen_fraction"), patch_px=s.patch_px, patches_per_shard=per_shard,
-                             codec=codec, jpeg_quality=quality or 90,
-                             thumbnail=s.thumbnail(), tissue_mask=s.mask("tissue"), pen_mask=s.mask("pen"))
-                for start in range(0, len(s), per_shard):  # whole shards: one write per shard
-                    raw = s.read(slice(start, min(start + per_shard, len(s))))
-                    images = to_uint8_nhwc(translate_images(gen, to_float_nchw(raw), batch_size))
-                    write_shard(tmp, start, images, blur_scores(images), white_fractions(images, WHITE_LEVEL))
-                    if png_dir is not None:
-                        _write_pngs(Path(png_dir) / s.slide_id, images, s.coords[start : start + len(images)], start)
-                    bar.update(len(images))
-                attrs = s.meta.replace(translation={**provenance, "source_store": str(s.path.resolve())},
-                                       pathgan_version=__version__)
-                finalize_store(tmp, final, attrs, overwrite=overwrite)
+                _translate_one(s, tmp, final, gen, batch_size, png_dir, bar,
+                               s.meta.replace(translation={**provenance, "source_store": str(s.path.resolve())},
+                                              pathgan_version=__version__), overwrite)
+            except Exception as err:  # a store that fails mid-way: its row says why; the others go on
+                shutil.rmtree(tmp, ignore_errors=True)
+                rows.append(StatusRow(slide_id=s.slide_id, status="failed", error=describe_error(err),
+                                      seconds=round(time.perf_counter() - t0, 2), store=str(s.path)))
+                continue
             except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise
-            rows.append({"store": str(s.path), "out": str(final), "n_patches": len(s),
-                         "seconds": round(time.perf_counter() - t0, 2)})
+            rows.append(StatusRow(slide_id=s.slide_id, status="translated", n_patches=len(s), store=str(s.path),
+                                  out=str(final), seconds=round(time.perf_counter() - t0, 2)))
     return rows
+
+
+def _expand_each(stores: list[Path]) -> list[tuple[Path, str]]:
+    """``(store, error)`` per given path, folders expanded to their stores (a bad path: its error)."""
+    out: list[tuple[Path, str]] = []
+    for p in stores:
+        try:
+            out += [(q, "") for q in expand_stores([p], "STORES")]
+        except ConfigError as err:
+            out.append((Path(p), str(err)))
+    return out
+
+
+def _translate_one(s: Any, tmp: Path, final: Path, gen: Any, batch_size: int, png_dir: Path | None, bar: Any,
+                   attrs: Any, overwrite: bool) -> None:
+    """Write the translation of store ``s`` under ``tmp``, then finalise it as ``final``."""
+    from pathgan.data._transforms import to_float_nchw, to_uint8_nhwc
+    from pathgan.store import WHITE_LEVEL, create_store, finalize_store, write_shard
+    from pathgan.tissue import blur_scores, white_fractions
+    from pathgan.train.cyclegan import translate_images
+
+    per_shard, (codec, quality) = s.patches_per_shard, s.codec  # the input store's own layout
+    create_store(tmp, coords_xy=s.coords, tissue_fraction=s.tissue_fraction,
+                 pen_fraction=s.qc("pen_fraction"), patch_px=s.patch_px, patches_per_shard=per_shard,
+                 codec=codec, jpeg_quality=quality or 90,
+                 thumbnail=s.thumbnail(), tissue_mask=s.mask("tissue"), pen_mask=s.mask("pen"))
+    for start in range(0, len(s), per_shard):  # whole shards: one write per shard
+        raw = s.read(slice(start, min(start + per_shard, len(s))))
+        images = to_uint8_nhwc(translate_images(gen, to_float_nchw(raw), batch_size))
+        write_shard(tmp, start, images, blur_scores(images), white_fractions(images, WHITE_LEVEL))
+        if png_dir is not None:
+            _write_pngs(Path(png_dir) / s.slide_id, images, s.coords[start : start + len(images)], start)
+        bar.update(len(images))
+    finalize_store(tmp, final, attrs, overwrite=overwrite)
 
 
 def _write_pngs(folder: Path, images: Any, coords: Any, start: int) -> None:
@@ -336,7 +367,7 @@ def _sample(paths: list[Path], n: int) -> tuple[Any, list[tuple[int, Any]]]:
     return (np.concatenate(parts) if parts else np.zeros((0, 1, 1, 3), np.uint8)), where
 
 
-def evaluate_translated(rows: list[dict[str, Any]], targets: list[Path], *, n: int = 256, seed: int = 0,
+def evaluate_translated(rows: list[StatusRow], targets: list[Path], *, n: int = 256, seed: int = 0,
                         out: Path | None = None, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Translation metrics of translated stores against their sources and the target domain.
 
@@ -364,15 +395,18 @@ def evaluate_translated(rows: list[dict[str, Any]], targets: list[Path], *, n: i
     from pathgan.store import PatchStore
 
     target_paths = expand_stores(targets, "--against")
-    src, where = _sample([Path(r["store"]) for r in rows], n)
-    translated = [PatchStore(Path(r["out"])) for r in rows]
+    rows = [r for r in rows if not r.failed]
+    if not rows:
+        raise ConfigError("no translated store to evaluate (every store failed)")
+    src, where = _sample([Path(r.store) for r in rows], n)
+    translated = [PatchStore(Path(r.out)) for r in rows]
     fake = np.concatenate([translated[k].read(idx) for k, idx in where]) if where else src
     tgt, _ = _sample(target_paths, n)
     if len(src) < 2 or len(tgt) < 2:
         raise ConfigError(f"evaluation needs at least 2 patches per side; got {len(src)} translated and "
                           f"{len(tgt)} target patches")
     res: dict[str, Any] = translation_metrics(src, fake, tgt, seed=seed)
-    res.update(sources=[r["store"] for r in rows], translated=[r["out"] for r in rows],
+    res.update(sources=[r.store for r in rows], translated=[r.out for r in rows],
                targets=[str(p) for p in target_paths], **(extra or {}))
     if out is not None:
         atomic_write_bytes(Path(out), (json.dumps(res, indent=2) + "\n").encode())

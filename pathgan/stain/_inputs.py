@@ -9,7 +9,7 @@ import numpy as np
 
 from pathgan.errors import StainError
 
-__all__ = ["ALLOWED", "as_numpy_batch", "is_tensor", "pixel_count"]
+__all__ = ["ALLOWED", "as_numpy_batch", "is_tensor"]
 
 ALLOWED = ("a numpy uint8 array (H, W, 3) or (N, H, W, 3), or a torch tensor [3, H, W] or "
            "[N, 3, H, W] (uint8 0-255, or float in [0, 1])")
@@ -40,8 +40,3 @@ def as_numpy_batch(images: Any, name: str) -> tuple[np.ndarray, bool]:
         raise StainError(f"{name}: got an empty array of shape {images.shape}; expected at least one pixel")
     single = images.ndim == 3
     return (images[None] if single else images), single
-
-
-def pixel_count(images: np.ndarray) -> int:
-    """Pixels per image of an ``(N, H, W, 3)`` batch."""
-    return int(images.shape[1] * images.shape[2])

@@ -17,6 +17,8 @@ from zarr.abc.codec import ArrayBytesCodec
 from zarr.core.buffer import Buffer, NDBuffer
 from zarr.registry import register_codec
 
+from pathgan.errors import ConfigError, ShapeError
+
 if TYPE_CHECKING:
     from zarr.core.array_spec import ArraySpec
 
@@ -39,7 +41,7 @@ class JpegCodec(ArrayBytesCodec):
 
     def __init__(self, *, level: int = 90) -> None:
         if not 1 <= int(level) <= 100:
-            raise ValueError(f"JPEG level must be 1-100, got {level}")
+            raise ConfigError(f"JPEG level must be 1-100, got {level}")
         object.__setattr__(self, "level", int(level))
 
     @classmethod
@@ -53,7 +55,7 @@ class JpegCodec(ArrayBytesCodec):
     def validate(self, *, shape: tuple[int, ...], dtype: Any, chunk_grid: Any) -> None:
         chunk = tuple(getattr(chunk_grid, "chunk_shape", ()))
         if chunk and (chunk[-1] not in (1, 3) or any(c != 1 for c in chunk[:-3])):
-            raise ValueError(f"{CODEC_NAME} needs chunks (1, ..., H, W, 3), got {chunk}")
+            raise ShapeError(f"{CODEC_NAME} needs chunks (1, ..., H, W, 3), got {chunk}")
 
     async def _decode_single(self, chunk_bytes: Buffer, chunk_spec: ArraySpec) -> NDBuffer:
         img = imagecodecs.jpeg8_decode(chunk_bytes.to_bytes())

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import zarr
 
+from pathgan._faults import fault_point
 from pathgan.errors import ConfigError, ShapeError, StoreError
 from pathgan.store import _schema as S
 from pathgan.store._reader import read_store_attrs
@@ -167,6 +168,7 @@ class LatentWriter:
                 f"({values[bad[0]].tolist()[:8]})"
             )
         self._array[start:stop] = values
+        fault_point("latents.rows")  # rows written, the counter not yet moved
         # Rows first, then the counter: a crash in between only means those rows are written again.
         self._array.attrs[_ROWS_DONE] = stop
         self.rows_done = stop

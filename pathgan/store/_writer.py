@@ -30,7 +30,9 @@ from zarr.codecs.bytes import Endian
 from zarr.core.chunk_key_encodings import DefaultChunkKeyEncoding
 from zarr.storage import LocalStore
 
+from pathgan._faults import fault_point
 from pathgan._io import atomic_replace, fsync_tree
+from pathgan.errors import ShapeError, StoreExistsError
 from pathgan.store import _schema as S
 from pathgan.store._codec import JpegCodec
 
@@ -185,7 +187,7 @@ class ShardWriter:
         """The next ``len(patches)`` patches of the shard."""
         k = len(patches)
         if self._filled + k > self.n:
-            raise ValueError(f"shard at {self.start} holds {self.n} patches; got {self._filled + k}")
+            raise ShapeError(f"shard at {self.start} holds {self.n} patches; got {self._filled + k}")
         if self._layout is not None:
             self._encoded.extend(self._layout.jpeg.encode_image(p) for p in patches)
         else:
@@ -197,7 +199,7 @@ class ShardWriter:
     def finish(self, blur: np.ndarray, white_fraction: np.ndarray) -> None:
         """Write the shard and its ``qc/blur`` and ``qc/white_fraction`` scores."""
         if self._filled != self.n:
-            raise ValueError(f"shard at {self.start} holds {self.n} patches; got {self._filled}")
+            raise ShapeError(f"shard at {self.start} holds {self.n} patches; got {self._filled}")
         stop = self.start + self.n
         qc = {"qc/blur": np.asarray(blur, np.float32), "qc/white_fraction": np.asarray(white_fraction, np.float32)}
         layout = self._layout
@@ -206,6 +208,7 @@ class ShardWriter:
             _write_jpeg_shard(self._path / S.PATCHES / layout.patch_key(index), self._encoded, layout.per_shard)
             for name, values in qc.items():
                 _write_qc_chunk(self._path / name / layout.qc_key(index), values, layout.per_shard, layout.qc_zstd)
+            fault_point("store.shard")
             return
         grp = zarr.open_group(self._path, mode="r+")
         if self._buffer is not None:
@@ -214,6 +217,7 @@ class ShardWriter:
                 _array(grp, S.PATCHES)[self.start : stop] = self._buffer
         for name, values in qc.items():
             _array(grp, name)[self.start : stop] = values
+        fault_point("store.shard")
 
 
 @dataclass(frozen=True)
@@ -364,7 +368,8 @@ def finalize_store(path: Path, final: Path, attrs: S.StoreAttrs, *, overwrite: b
     attrs = S.StoreAttrs.from_dict(attrs.to_dict() if isinstance(attrs, S.StoreAttrs) else attrs, str(final))
     grp = zarr.open_group(path, mode="r+")
     grp.attrs[S.ATTRS_KEY] = {**attrs.to_dict(), "schema_version": S.SCHEMA_VERSION, "complete": True}
+    fault_point("store.finalize")  # complete attrs written, the temporary name not yet renamed
     fsync_tree(path)
     if final.exists() and not overwrite:
-        raise FileExistsError(f"{final} appeared while this run was writing it")
+        raise StoreExistsError(f"{final} appeared while this run was writing it")
     atomic_replace(path, final, trash=temp_path_for(final))  # an old store is moved where resume cleans up

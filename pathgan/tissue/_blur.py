@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from pathgan.errors import ShapeError
+
 __all__ = ["blur_score", "blur_scores", "white_fractions"]
 
 # Patches are scored in chunks so the float32 intermediates stay cache- and RAM-friendly.
@@ -30,7 +32,7 @@ def blur_scores(patches: np.ndarray) -> np.ndarray:
     """
     arr = np.asarray(patches)
     if arr.ndim not in (3, 4) or (arr.ndim == 4 and arr.shape[-1] not in (3, 4)):
-        raise ValueError(f"expected (N, H, W) or (N, H, W, 3) patches, got shape {arr.shape}")
+        raise ShapeError(f"expected (N, H, W) or (N, H, W, 3) patches, got shape {arr.shape}")
     n = arr.shape[0]
     out = np.zeros(n, dtype=np.float32)
     h, w = arr.shape[1] // 2 * 2, arr.shape[2] // 2 * 2

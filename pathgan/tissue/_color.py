@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from pathgan._threads import parallel_map
+from pathgan.errors import ShapeError
 
 __all__ = ["HSVImage", "as_rgb01", "hsv01", "hsv_valid"]
 
@@ -29,7 +30,7 @@ def as_rgb01(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if arr.ndim == 2:
         arr = arr[..., None]
     if arr.ndim != 3 or arr.shape[-1] not in (1, 3, 4):
-        raise ValueError(f"expected an (H, W), (H, W, 3) or (H, W, 4) image, got shape {arr.shape}")
+        raise ShapeError(f"expected an (H, W), (H, W, 3) or (H, W, 4) image, got shape {arr.shape}")
     if arr.dtype == np.uint8:
         scaled = arr.astype(np.float32) / 255.0
     elif arr.dtype == np.uint16:

@@ -9,6 +9,7 @@ from skimage.morphology import disk
 
 from pathgan._threads import run_beside
 from pathgan.config import TissueConfig
+from pathgan.errors import ConfigError
 from pathgan.tissue._color import UNIT_LEVELS, HSVImage
 from pathgan.tissue._morph import close, fill_holes, open_
 from pathgan.tissue._pen import ink_from_image, ink_seeds_image
@@ -112,7 +113,7 @@ def tissue_mask(
     tissue when almost the whole image is tissue.
     """
     if mpp <= 0:
-        raise ValueError(f"mpp must be > 0 um/px, got {mpp}")
+        raise ConfigError(f"mpp must be > 0 um/px, got {mpp}")
     if np.asarray(rgb).shape[0] == 0 or np.asarray(rgb).shape[1] == 0:
         return np.zeros(np.asarray(rgb).shape[:2], dtype=bool)
     img = HSVImage(rgb)
@@ -130,7 +131,7 @@ def tissue_and_pen(
     The pen mask is all False when ``cfg.detect_pen`` is off.
     """
     if mpp <= 0:
-        raise ValueError(f"mpp must be > 0 um/px, got {mpp}")
+        raise ConfigError(f"mpp must be > 0 um/px, got {mpp}")
     img = HSVImage(rgb)
     seeds = ink_seeds_image(img) if cfg.detect_pen else None
     if seeds is None:

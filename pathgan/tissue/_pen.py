@@ -8,6 +8,7 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage.morphology import disk
 
+from pathgan.errors import ConfigError
 from pathgan.tissue._color import UNIT_LEVELS, HSVImage
 from pathgan.tissue._morph import dilate, open_2x2
 
@@ -72,7 +73,7 @@ def _rule_tables(rules: tuple[_Rule, ...]) -> tuple[np.ndarray, np.ndarray, np.n
     """Per-channel lookup tables over the 256 uint8 levels: bit r set where rule r's condition on
     that channel holds, evaluated on exactly the float values the uint8 levels convert to."""
     if len(rules) > 8:
-        raise ValueError("at most 8 rules per table")
+        raise ConfigError("at most 8 rules per table")
     levels = UNIT_LEVELS
     tables = [np.zeros(256, np.uint8) for _ in range(3)]
     for bit, rule in enumerate(rules):

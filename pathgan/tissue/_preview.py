@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from pathgan.errors import ShapeError
 from pathgan.tissue._color import as_rgb01
 
 __all__ = ["render_preview"]
@@ -39,7 +40,7 @@ def render_preview(
     pen = np.asarray(pen, dtype=bool)
     shape = arr.shape[:2]
     if tissue.shape != shape or pen.shape != shape:
-        raise ValueError(f"masks {tissue.shape}, {pen.shape} must match the image {shape}")
+        raise ShapeError(f"masks {tissue.shape}, {pen.shape} must match the image {shape}")
     if arr.dtype == np.uint8 and arr.ndim == 3 and arr.shape[-1] == 3:
         # uint8 RGB (a thumbnail): pixels that are neither ink nor contour stay as they are, so only
         # the ink pixels go through the float blend (the same arithmetic as below).

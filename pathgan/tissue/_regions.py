@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from pathgan.errors import ConfigError, ShapeError
+
 __all__ = ["region_fractions"]
 
 
@@ -37,12 +39,12 @@ def region_fractions(
     """
     m = np.asarray(mask, dtype=bool)
     if m.ndim != 2:
-        raise ValueError(f"mask must be 2-D, got shape {m.shape}")
+        raise ShapeError(f"mask must be 2-D, got shape {m.shape}")
     coords = np.asarray(coords_xy, dtype=np.float64).reshape(-1, 2)
     sx, sy = float(scale_xy[0]), float(scale_xy[1])
     w, h = float(size_xy[0]), float(size_xy[1])
     if sx <= 0 or sy <= 0 or w <= 0 or h <= 0:
-        raise ValueError(f"scale_xy {scale_xy} and size_xy {size_xy} must be positive")
+        raise ConfigError(f"scale_xy {scale_xy} and size_xy {size_xy} must be positive")
     n = coords.shape[0]
     if n == 0:
         return np.zeros(0, dtype=np.float32)

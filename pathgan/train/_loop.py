@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from pathgan import __version__
+from pathgan._faults import fault_point
 from pathgan.config import ModelConfig, TrainConfig
 from pathgan.device import select_device
 from pathgan.errors import ConfigError, PathganError
@@ -152,12 +153,16 @@ class Trainer:
         self.step = int(ckpt["step"])
         self.epoch, self.position = int(ckpt["epoch"]), int(ckpt["position"])
 
-    def resume(self) -> Path:
-        """Load the latest checkpoint of the run directory; returns its path."""
+    def resume(self) -> Path | None:
+        """Load the latest checkpoint of the run directory; returns its path.
+
+        A run killed before its first checkpoint has nothing to load: it starts again from step 0
+        with the saved configuration (its logged rows are dropped), which is what an uninterrupted
+        run would have done; returns None then.
+        """
         path = latest_checkpoint(self.run_dir)
-        if path is None:
-            raise PathganError(f"--resume {self.run_dir}: no checkpoint in {self.run_dir / 'checkpoints'}")
-        self.load_state(load_checkpoint(path, map_location=self.device))
+        if path is not None:
+            self.load_state(load_checkpoint(path, map_location=self.device))
         if self.rank == 0:
             self.stats.truncate_after(self.step)
         return path
@@ -399,6 +404,7 @@ class Trainer:
             if self.model_cfg.n_classes and labels is None:
                 raise ConfigError(f"model {self.model_cfg.name} is class-conditional but the dataset has no labels")
             self.train_step(real, labels)
+            fault_point("train.step")
             window_imgs += real.shape[0] * self.world
             elapsed = time.perf_counter() - t_start
             bar.update(min(elapsed, budget_s) - bar.n if budget_s > 0 else 1)

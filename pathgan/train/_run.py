@@ -29,8 +29,18 @@ class StatsWriter:
             fh.write(json.dumps(row, allow_nan=True) + "\n")
 
     def truncate_after(self, step: int) -> None:
-        """Drop rows logged after ``step`` (they belong to a run that died after its last checkpoint)."""
+        """Drop rows logged after ``step`` (they belong to a run that died after its last checkpoint),
+        and a last line cut off by a kill in the middle of its write."""
         if not self.path.exists():
             return
-        keep = [ln for ln in self.path.read_text().splitlines() if ln and json.loads(ln).get("step", 0) <= step]
+        keep = [ln for ln in self.path.read_text().splitlines() if _step_of(ln) is not None and _step_of(ln) <= step]
         atomic_write_bytes(self.path, ("\n".join(keep) + ("\n" if keep else "")).encode())
+
+
+def _step_of(line: str) -> int | None:
+    """The ``step`` of one stats line; None for a line that is not a whole JSON object."""
+    try:
+        row = json.loads(line)
+    except ValueError:
+        return None
+    return int(row.get("step", 0)) if isinstance(row, dict) else None

@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from pathgan.errors import ConfigError
+from pathgan.errors import ConfigError, ShapeError
 
 __all__ = [
     "POLICIES",
@@ -34,7 +34,7 @@ POLICIES = ("color", "translation", "translation_reflect", "cutout")
 
 def _check_images(x: Tensor) -> None:
     if x.ndim != 4:
-        raise ValueError(f"expected images [N, C, H, W], got shape {list(x.shape)}")
+        raise ShapeError(f"expected images [N, C, H, W], got shape {list(x.shape)}")
 
 
 def _uniform(
@@ -234,9 +234,9 @@ def dihedral(x: Tensor, k: Tensor) -> Tensor:
     _check_images(x)
     n, c, h, w = x.shape
     if h != w:
-        raise ValueError(f"dihedral transforms need square images, got H={h}, W={w}")
+        raise ShapeError(f"dihedral transforms need square images, got H={h}, W={w}")
     if k.shape != (n,):
-        raise ValueError(f"k must have shape [{n}], got {list(k.shape)}")
+        raise ShapeError(f"k must have shape [{n}], got {list(k.shape)}")
     src = _dihedral_source(k.to(x.device, torch.long), h).reshape(n, 1, h * w)
     out = torch.gather(x.reshape(n, c, h * w), 2, src.expand(n, c, h * w))
     return out.reshape(n, c, h, w)

@@ -9,6 +9,8 @@ from typing import Any, Generic, TypeVar
 import torch
 from torch import Tensor, nn
 
+from pathgan.errors import ConfigError, ShapeError
+
 __all__ = ["EMA"]
 
 M = TypeVar("M", bound=nn.Module)
@@ -51,14 +53,14 @@ class EMA(Generic[M]):
         ValueError : ``decay`` is outside [0, 1] or ``model``'s parameter/buffer names differ.
         """
         if not 0.0 <= decay <= 1.0:
-            raise ValueError(f"decay must be in [0, 1], got {decay}")
+            raise ConfigError(f"decay must be in [0, 1], got {decay}")
         ema_params = dict(self.module.named_parameters())
         live_params = dict(model.named_parameters())
         ema_buffers = dict(self.module.named_buffers())
         live_buffers = dict(model.named_buffers())
         if ema_params.keys() != live_params.keys() or ema_buffers.keys() != live_buffers.keys():
             missing = sorted((ema_params.keys() | ema_buffers.keys()) ^ (live_params.keys() | live_buffers.keys()))
-            raise ValueError(f"model does not match the EMA copy; differing entries: {missing[:10]}")
+            raise ShapeError(f"model does not match the EMA copy; differing entries: {missing[:10]}")
         for name, ema_p in ema_params.items():
             live = live_params[name].detach()
             if decay == 0.0:

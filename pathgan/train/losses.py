@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
 from pathgan.config import LossKind
-from pathgan.errors import ConfigError
+from pathgan.errors import ConfigError, ShapeError
 
 __all__ = ["d_loss", "g_loss", "gradient_penalty", "is_finite", "orthogonal_regularizer", "r1_penalty"]
 
@@ -36,7 +36,7 @@ def _flat_logits(name: str, logits: Tensor) -> Tensor:
         return logits
     if logits.ndim == 2 and logits.shape[1] == 1:
         return logits[:, 0]
-    raise ValueError(f"{name} must have shape [N], [N, 1] or [N, 1 + K], got {list(logits.shape)}")
+    raise ShapeError(f"{name} must have shape [N], [N, 1] or [N, 1 + K], got {list(logits.shape)}")
 
 
 def _heads(real: Tensor, fake: Tensor) -> list[tuple[Tensor, Tensor]]:
@@ -165,7 +165,7 @@ def gradient_penalty(
     ValueError : ``real`` and ``fake`` differ in shape or are not 4-d.
     """
     if real.shape != fake.shape or real.ndim != 4:
-        raise ValueError(
+        raise ShapeError(
             f"real and fake must both be [N, C, H, W]; got {list(real.shape)} and {list(fake.shape)}"
         )
     n = real.shape[0]
@@ -204,7 +204,7 @@ def r1_penalty(discriminator: Callable[[Tensor], Tensor], real: Tensor) -> Tenso
     0-d tensor, differentiable w.r.t. the discriminator's parameters.
     """
     if real.ndim != 4:
-        raise ValueError(f"real must be [N, C, H, W], got {list(real.shape)}")
+        raise ShapeError(f"real must be [N, C, H, W], got {list(real.shape)}")
     x = real.detach().requires_grad_(True)
     (grad,) = torch.autograd.grad(discriminator(x).float().sum(), x, create_graph=True)
     return 0.5 * grad.float().square().flatten(1).sum(dim=1).mean()

@@ -75,5 +75,5 @@ def real_latent_run(real_stores_64: list[Path], tmp_path_factory: pytest.TempPat
                   device="cpu", eval_refine_steps=0, progress=False)
     model = LatentModel.load(run_dir, require_encoder=True)
     status = encode_stores(model, stores, progress=False)
-    assert all(r["status"] == "encoded" for r in status), status
+    assert all(r.status == "encoded" for r in status), status
     return LatentRun(run_dir=run_dir, stores=stores)

@@ -17,6 +17,8 @@ from pathgan.config import TrainConfig
 from pathgan.errors import ConfigError, ShapeError
 from pathgan.models import Discriminator, MappingNetwork, get_config
 
+pytestmark = pytest.mark.slow  # every test here trains a network or starts a Dask cluster
+
 PINK, BLUE = (225, 110, 160), (110, 120, 215)
 
 

@@ -15,7 +15,7 @@ from pathgan.parallel import dask_client
 from pathgan.stages import tile_slides
 from pathgan.store import PatchStore
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]  # tiles the real slides with a Dask cluster
 
 CMU = "slides/CMU-1-Small-Region.svs"
 

@@ -18,6 +18,8 @@ from pathgan.latents import LatentModel
 from pathgan.models import Encoder, broadcast_w, build, get_config
 from pathgan.train.encoder import EncoderTrainer, evaluate_encoder, invert
 
+pytestmark = pytest.mark.slow  # every test here trains a network or starts a Dask cluster
+
 ENC = dict(batch_size=16, lr=2e-3, log_every=5, checkpoint_every=1000, n_eval=32)
 
 

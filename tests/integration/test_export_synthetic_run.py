@@ -21,6 +21,8 @@ from pathgan.latents import LatentModel
 from pathgan.stages.export_synthetic import CSV_COLUMNS, export_synthetic
 from pathgan.store import PatchStore
 
+pytestmark = pytest.mark.slow  # every test here trains a network or starts a Dask cluster
+
 LABELS = {"a": "tumor", "b": "stroma", "c": "tumor"}
 
 
@@ -42,7 +44,7 @@ def encoded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Path]]
     train_encoder(run_dir, EncoderConfig(steps=5, batch_size=16, lr=2e-3, log_every=5, checkpoint_every=1000,
                                          n_eval=16), device="cpu", eval_refine_steps=0, progress=False)
     rows = encode_stores(LatentModel.load(run_dir), stores, progress=False)
-    assert all(r["status"] == "encoded" for r in rows), rows
+    assert all(r.status == "encoded" for r in rows), rows
     return run_dir, stores
 
 

@@ -27,7 +27,7 @@ from pathgan.metrics import (
     locate_inception_weights,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]  # loads the Inception network (about a minute)
 
 DATA = Path(
     os.environ.get("PATHGAN_DATA", Path(__file__).resolve().parents[2] / ".." / "shared" / "data")

@@ -33,7 +33,7 @@ from pathgan.downstream import (
 )
 from pathgan.store import PatchStore, open_latents_for_write
 
-pytestmark = [pytest.mark.integration]
+pytestmark = [pytest.mark.integration, pytest.mark.slow]  # tiles the real slides with a Dask cluster
 
 SLIDES = {"CMU-1-Small-Region": ("CMU-1-Small-Region.svs", None),
           # The reduced TCGA slide has no MPP; 0.5 um/px as slides_manifest.csv states (an illustration).

@@ -23,7 +23,7 @@ from pathgan.stain import Macenko, normaliser_from_params
 from pathgan.stain import _numpy_ops as npo
 from pathgan.store import PatchStore
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]  # tiles with a Dask cluster
 
 BASE = {"patch_px": 128, "patches_per_shard": 16, "codec": "zstd"}  # lossless: pixels compare exactly
 

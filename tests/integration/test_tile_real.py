@@ -14,7 +14,7 @@ from pathgan.errors import MissingMPPError, SlideOpenError
 from pathgan.slide import open_slide, slide_mpp
 from pathgan.store import PatchStore
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]  # tiles with a Dask cluster
 
 CMU = "slides/CMU-1-Small-Region.svs"  # JPEG (classic Aperio RGB), 0.499 um/px, one level
 TCGA = "slides/TCGA-CR-7395-01A-01-TS1.svs"  # JPEG 2000, two levels, no MPP in the file

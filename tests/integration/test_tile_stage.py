@@ -26,6 +26,8 @@ from pathgan.slide import open_slide
 from pathgan.stages import tile_slides
 from pathgan.store import PatchStore
 
+pytestmark = pytest.mark.slow  # every test here trains a network or starts a Dask cluster
+
 CFG = TileConfig(patch_px=128, patches_per_shard=16)
 
 

@@ -19,6 +19,8 @@ from pathgan.models import get_config
 from pathgan.runs import latest_checkpoint
 from pathgan.train import load_checkpoint
 
+pytestmark = pytest.mark.slow  # every test here trains a network or starts a Dask cluster
+
 
 @pytest.fixture(scope="module")
 def stores(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from pathgan.cli import main
 from pathgan.store import PatchStore
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]  # tiles and trains a CycleGAN
 
 TINY = {"patch_px": 64, "ngf": 8, "g_res_blocks": 2, "ndf": 8, "d_layers": 2, "batch_size": 2, "steps": 30,
         "sample_every": 15, "checkpoint_every": 15, "log_every": 5, "n_samples": 4, "n_eval": 64}

@@ -17,6 +17,8 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 import bench_quality as B  # noqa: E402
 
+pytestmark = pytest.mark.slow  # trains both GANs of the benchmark for seconds
+
 
 def test_holdout_check_catches_an_overlap() -> None:
     arrays = {"slide_ids": np.array(["s"]), "footprint0": np.array([[64.0, 64.0]]),

@@ -192,6 +192,7 @@ def _bags(n: int, seed: int) -> tuple[list[np.ndarray], np.ndarray, list[np.ndar
     return bags, np.asarray(labels), positive
 
 
+@pytest.mark.slow  # trains an attention-MIL network (~20 s)
 def test_attention_mil_learns_at_least_one_positive_and_attends_to_it() -> None:
     """Bag label = "contains at least one positive instance": a mean of 8-24 instances dilutes the
     one to three positives (mean pooling + logistic regression measured 0.68 on these bags); the

@@ -231,6 +231,7 @@ def test_lsgan_and_l1_losses_match_hand_values() -> None:
         gan_g_loss("hinge", x)  # type: ignore[arg-type]
 
 
+@pytest.mark.slow  # trains a CycleGAN (or uses the trained fixture)
 def test_image_pool_fills_then_mixes_and_resumes() -> None:
     assert torch.equal(ImagePool(0).query(torch.ones(2, 3, 1, 1)), torch.ones(2, 3, 1, 1))
     pool = ImagePool(4)
@@ -283,6 +284,7 @@ def _same(x: object, y: object, where: str = "") -> None:
         assert x == y, where
 
 
+@pytest.mark.slow  # trains a CycleGAN (or uses the trained fixture)
 def test_resume_is_exact(domains: tuple[Path, Path], tmp_path: Path) -> None:
     a, b = domains
     cfg = _tiny_cfg(steps=4, pool_size=3)  # pool fills in 2 steps, so the resumed steps draw from it
@@ -306,6 +308,7 @@ def test_resume_is_exact(domains: tuple[Path, Path], tmp_path: Path) -> None:
                {k: v for k, v in r2.items() if k not in ("time", "sec_per_step")}
 
 
+@pytest.mark.slow  # trains a CycleGAN (or uses the trained fixture)
 def test_training_reduces_cycle_loss(domains: tuple[Path, Path], tmp_path: Path) -> None:
     a, b = domains
     trainer = _trainer(_tiny_cfg(steps=40, lr=2e-3, decay_fraction=0.0, ngf=8), a, b, tmp_path / "run")
@@ -316,6 +319,7 @@ def test_training_reduces_cycle_loss(domains: tuple[Path, Path], tmp_path: Path)
     assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:3]), losses  # measured ~0.5 over seeds 3-5
 
 
+@pytest.mark.slow  # trains a CycleGAN (or uses the trained fixture)
 def test_divergence_guard(domains: tuple[Path, Path], tmp_path: Path) -> None:
     a, b = domains
     trainer = _trainer(_tiny_cfg(), a, b, tmp_path / "run")
@@ -326,6 +330,7 @@ def test_divergence_guard(domains: tuple[Path, Path], tmp_path: Path) -> None:
     _same(before, dict(trainer.nets.state_dict()), "weights unchanged")
 
 
+@pytest.mark.slow  # trains a CycleGAN (or uses the trained fixture)
 def test_run_directory_contents(trained_run: Path, domains: tuple[Path, Path]) -> None:
     saved = yaml.safe_load((trained_run / "config.yaml").read_text())
     assert saved["translate"]["steps"] == 3 and saved["stores"]["a"] == [str(domains[0].resolve())]
@@ -346,6 +351,7 @@ def test_run_directory_contents(trained_run: Path, domains: tuple[Path, Path]) -
 
 
 # -- translate ---------------------------------------------------------------------------------
+@pytest.mark.slow  # trains a CycleGAN (or uses the trained fixture)
 def test_translate_writes_a_valid_store(trained_run: Path, domains: tuple[Path, Path], tmp_path: Path) -> None:
     from pathgan.data._transforms import to_float_nchw, to_uint8_nhwc
     from pathgan.stages.translate import load_translator, translate_stores
@@ -353,9 +359,9 @@ def test_translate_writes_a_valid_store(trained_run: Path, domains: tuple[Path, 
     a, _ = domains
     rows = translate_stores(trained_run, [a.parent], tmp_path / "out", direction="a2b", device="cpu",
                             batch_size=7, png_dir=tmp_path / "png", progress=False)
-    out = PatchStore(rows[0]["out"])
+    out = PatchStore(rows[0].out)
     src = PatchStore(a)
-    assert out.path == tmp_path / "out" / "slide-a.zarr" and len(out) == len(src) == rows[0]["n_patches"]
+    assert out.path == tmp_path / "out" / "slide-a.zarr" and len(out) == len(src) == rows[0].n_patches
     assert np.array_equal(out.coords, src.coords) and np.array_equal(out.tissue_fraction, src.tissue_fraction)
     assert out.slide_id == "slide-a" and out.mpp == src.mpp and out.attrs["label"] == "x"
     gen, info = load_translator(trained_run, "a2b")
@@ -366,24 +372,44 @@ def test_translate_writes_a_valid_store(trained_run: Path, domains: tuple[Path, 
     assert not np.array_equal(out.read(slice(None)), src.read(slice(None)))
     assert np.isfinite(out.qc("blur")).all() and not partial_stores(out.path)
     assert len(list((tmp_path / "png" / "slide-a").glob("*.png"))) == len(src)
-    with pytest.raises(ConfigError, match="already exists; choose another --out or pass --overwrite"):
-        translate_stores(trained_run, [a], tmp_path / "out", progress=False, device="cpu")
+    (row,) = translate_stores(trained_run, [a], tmp_path / "out", progress=False, device="cpu")
+    assert row.failed and "already exists; choose another --out or pass --overwrite" in row.error
 
 
+@pytest.mark.slow  # trains a CycleGAN (or uses the trained fixture)
+def test_translate_bad_stores_are_failed_rows_and_the_others_go_on(trained_run: Path, domains: tuple[Path, Path],
+                                                                   tmp_path: Path) -> None:
+    """As in tile and encode, a bad store is a failed row with the reason; the good ones are written."""
+    from pathgan.stages.translate import translate_stores
+
+    a, _ = domains
+    big = _make_store(tmp_path / "big.zarr", 4, 5, (1, 1, 1), px=48)
+    coarse = _make_store(tmp_path / "coarse.zarr", 4, 5, (1, 1, 1), mpp=2.0)
+    junk = tmp_path / "junk.zarr"
+    junk.mkdir()
+    rows = translate_stores(trained_run, [tmp_path / "missing.zarr", big, a, coarse, junk], tmp_path / "o",
+                            device="cpu", progress=False)
+    assert [(Path(r.store).name, r.status) for r in rows] == [
+        ("missing.zarr", "failed"), ("big.zarr", "failed"), ("coarse.zarr", "failed"), ("junk.zarr", "failed"),
+        ("slide-a.zarr", "translated")]
+    errors = {Path(r.store).name: r.error for r in rows}
+    assert "missing.zarr: does not exist" in errors["missing.zarr"]
+    assert "big.zarr: patch_px=48, but the run's domain A stores have patch_px [32]" in errors["big.zarr"]
+    assert "coarse.zarr: patches at 2 um/px, but the run was trained at 1 um/px" in errors["coarse.zarr"]
+    assert "junk.zarr is not a pathgan patch store" in errors["junk.zarr"]
+    assert len(PatchStore(tmp_path / "o" / "slide-a.zarr")) == len(PatchStore(a)) == rows[-1].n_patches
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["slide-a.zarr"]  # nothing for the bad ones
+    (same,) = translate_stores(trained_run, [a], a.parent, device="cpu", progress=False, overwrite=True)
+    assert same.failed and "is the input store itself" in same.error
+    with pytest.raises(ConfigError, match="no stores given"):
+        translate_stores(trained_run, [], tmp_path / "o", device="cpu", progress=False)
+
+
+@pytest.mark.slow  # trains a CycleGAN (or uses the trained fixture)
 def test_translate_errors(trained_run: Path, domains: tuple[Path, Path], tmp_path: Path) -> None:
     from pathgan.stages.translate import translate_stores
 
     a, _ = domains
-    with pytest.raises(ConfigError, match=r"STORES .*missing\.zarr: does not exist"):
-        translate_stores(trained_run, [tmp_path / "missing.zarr"], tmp_path / "o", device="cpu", progress=False)
-    big = _make_store(tmp_path / "big.zarr", 4, 5, (1, 1, 1), px=48)
-    with pytest.raises(ConfigError, match=r"big\.zarr: patch_px=48, but the run's domain A stores have patch_px \[32\]"):
-        translate_stores(trained_run, [big], tmp_path / "o", device="cpu", progress=False)
-    coarse = _make_store(tmp_path / "coarse.zarr", 4, 5, (1, 1, 1), mpp=2.0)
-    with pytest.raises(ConfigError, match=r"coarse\.zarr: patches at 2 um/px, but the run was trained at 1 um/px"):
-        translate_stores(trained_run, [coarse], tmp_path / "o", device="cpu", progress=False)
-    with pytest.raises(ConfigError, match="is the input store itself"):
-        translate_stores(trained_run, [a], a.parent, device="cpu", progress=False, overwrite=True)
     empty = tmp_path / "empty_run"
     empty.mkdir()
     (empty / "checkpoints").mkdir()
@@ -392,6 +418,7 @@ def test_translate_errors(trained_run: Path, domains: tuple[Path, Path], tmp_pat
         translate_stores(empty, [a], tmp_path / "o", device="cpu", progress=False)
 
 
+@pytest.mark.slow  # trains a CycleGAN (or uses the trained fixture)
 def test_train_translate_input_errors(domains: tuple[Path, Path], tmp_path: Path) -> None:
     from pathgan.stages.translate import train_translate
 
@@ -446,6 +473,7 @@ def test_translation_metrics_baselines_and_known_shift() -> None:
 
 
 # -- CLI ---------------------------------------------------------------------------------------
+@pytest.mark.slow  # trains a CycleGAN (or uses the trained fixture)
 def test_cli_train_resume_translate_eval(domains: tuple[Path, Path], tmp_path: Path) -> None:
     from pathgan.cli import main
 

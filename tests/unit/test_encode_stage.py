@@ -74,7 +74,7 @@ def _encode(model: FakeModel, stores: list[Path], **kw: Any) -> list[dict[str, A
 def test_latents_are_row_aligned_with_coords(tmp_path: Path) -> None:
     path = make_store(tmp_path / "a.zarr")
     rows = _encode(FakeModel(), [path])  # batches of 3 inside chunks of 4: spans cross no chunk
-    assert [(r["status"], r["n_patches"], r["error"]) for r in rows] == [("encoded", N, "")]
+    assert [(r.status, r.n_patches, r.error) for r in rows] == [("encoded", N, "")]
     store = PatchStore(path)
     latents = store.latents("00001-fake")
     assert latents.shape == (N, W) and latents.dtype == np.float32
@@ -94,14 +94,14 @@ def test_resume_after_crash_encodes_only_missing_rows(tmp_path: Path) -> None:
     _encode(FakeModel(), [clean], batch_size=2)
     # batches of 2 in chunks of 4: two calls fill chunk [0, 4), the third call crashes
     rows = _encode(FakeModel(fail_after=3), [crashed], batch_size=2)
-    assert rows[0]["status"] == "failed"
-    assert "RuntimeError: simulated crash (4 of 10 rows kept; a rerun resumes)" in rows[0]["error"]
+    assert rows[0].status == "failed"
+    assert "RuntimeError: simulated crash (4 of 10 rows kept; a rerun resumes)" in rows[0].error
     with pytest.raises(StoreError, match=r"incomplete: 4 of 10 rows done; rerun `pathgan encode`"):
         read_latents(crashed, "00001-fake")
 
     again = FakeModel()
     rows = _encode(again, [crashed], batch_size=2)
-    assert rows[0]["status"] == "encoded"
+    assert rows[0].status == "encoded"
     assert again.rows_seen == N - 4  # nothing before the first unwritten chunk is encoded again
     np.testing.assert_array_equal(again.calls[0], PatchStore(crashed).read(slice(4, 6)))
     np.testing.assert_array_equal(read_latents(crashed, "00001-fake"), read_latents(clean, "00001-fake"))
@@ -111,14 +111,14 @@ def test_rerun_skips_unless_checkpoint_refine_or_overwrite_change(tmp_path: Path
     path = make_store(tmp_path / "a.zarr")
     _encode(FakeModel(), [path])
     same = FakeModel()
-    assert _encode(same, [path])[0]["status"] == "skipped" and same.rows_seen == 0
+    assert _encode(same, [path])[0].status == "skipped" and same.rows_seen == 0
     other = FakeModel(ckpt="d" * 64)
-    assert _encode(other, [path])[0]["status"] == "encoded" and other.rows_seen == N
+    assert _encode(other, [path])[0].status == "encoded" and other.rows_seen == N
     assert latents_attrs(path, "00001-fake")["checkpoint_sha256"] == "d" * 64
     forced = FakeModel(ckpt="d" * 64)
-    assert _encode(forced, [path], overwrite=True)[0]["status"] == "encoded" and forced.rows_seen == N
+    assert _encode(forced, [path], overwrite=True)[0].status == "encoded" and forced.rows_seen == N
     refined = FakeModel(ckpt="d" * 64)
-    assert _encode(refined, [path], refine_steps=5)[0]["status"] == "encoded" and refined.rows_seen == N
+    assert _encode(refined, [path], refine_steps=5)[0].status == "encoded" and refined.rows_seen == N
     np.testing.assert_array_equal(read_latents(path, "00001-fake")[:, 3], np.full(N, 12.0, np.float32))
     assert latents_attrs(path, "00001-fake")["refine_steps"] == 5
 
@@ -134,13 +134,13 @@ def test_bad_paths_fail_alone(tmp_path: Path) -> None:
     empty_folder.mkdir()
     model = FakeModel()
     rows = _encode(model, [tmp_path / "missing.zarr", folder, not_store, empty_folder, good[0]])
-    assert [(Path(r["store"]).name, r["status"]) for r in rows] == [
+    assert [(Path(r.store).name, r.status) for r in rows] == [
         ("missing.zarr", "failed"), ("a.zarr", "encoded"), ("b.zarr", "encoded"), ("junk.zarr", "failed"),
         ("nothing", "failed"),
     ]  # the folder expanded to its stores, and a.zarr given twice is encoded once
-    assert rows[0]["error"].endswith("missing.zarr does not exist")
-    assert "junk.zarr is not a pathgan patch store" in rows[3]["error"]
-    assert "no <slide_id>.zarr stores in this folder" in rows[4]["error"]
+    assert rows[0].error.endswith("missing.zarr does not exist")
+    assert "junk.zarr is not a pathgan patch store" in rows[3].error
+    assert "no <slide_id>.zarr stores in this folder" in rows[4].error
     assert model.rows_seen == N + 5
     assert read_latents(good[1], "00001-fake").shape == (5, W)
 
@@ -148,10 +148,10 @@ def test_bad_paths_fail_alone(tmp_path: Path) -> None:
 def test_bad_model_output_fails_the_store_with_the_shape(tmp_path: Path) -> None:
     a, b = make_store(tmp_path / "a.zarr"), make_store(tmp_path / "b.zarr")
     rows = _encode(FakeModel(out=lambda p: np.zeros((len(p), W + 1), np.float32)), [a])
-    assert rows[0]["status"] == "failed"
-    assert "returned float32 [3, 5] for 3 patches; expected float32 [3, 4]" in rows[0]["error"]
+    assert rows[0].status == "failed"
+    assert "returned float32 [3, 5] for 3 patches; expected float32 [3, 4]" in rows[0].error
     rows = _encode(FakeModel(out=lambda p: np.full((len(p), W), np.nan, np.float32)), [b])
-    assert rows[0]["status"] == "failed" and "contain NaN or inf, first at row 0" in rows[0]["error"]
+    assert rows[0].status == "failed" and "contain NaN or inf, first at row 0" in rows[0].error
 
 
 def test_invalid_arguments_raise(tmp_path: Path) -> None:

@@ -126,6 +126,7 @@ def test_ema_half_life_in_images_with_rampup() -> None:
     assert _trainer(ema_decay=0.99).ema_beta(4) == 0.99  # ema_kimg = 0: the fixed decay
 
 
+@pytest.mark.slow  # trains
 def test_lazy_r1_runs_every_kth_step_with_k_times_the_weight() -> None:
     tr = _trainer(penalty_every=3)
     real = torch.rand(4, 3, 32, 32)
@@ -137,6 +138,7 @@ def test_lazy_r1_runs_every_kth_step_with_k_times_the_weight() -> None:
     assert seen == [True, False, False, True]
 
 
+@pytest.mark.slow  # trains
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_cpu_step_with_bf16_autocast_and_channels_last(precision: str) -> None:
     """The GPU speed options run on CPU: a step with bf16 autocast and channels_last gives finite
