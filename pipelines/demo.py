@@ -116,7 +116,7 @@ def latent_figures(run_dir: Path, stores: list[Path],
     from pathgan import latents as L
     from pathgan.config import EncoderConfig
     from pathgan.stages.encode import encode_stores
-    from pathgan.stages.encoder import train_encoder
+    from pathgan.stages.train_encoder import train_encoder
     from pathgan.store import PatchStore
 
     print(f"demo: fitting the encoder for {steps} steps (PATHGAN_DEMO_ENCODER_STEPS to change)")

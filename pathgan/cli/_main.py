@@ -344,7 +344,7 @@ def train_encoder_command(run_dir: Path, stores: tuple[Path, ...], config_path: 
 
     try:
         cfg = _load_dataclass_config(EncoderConfig, config_path, _parse_sets(sets))
-        from pathgan.stages.encoder import train_encoder
+        from pathgan.stages.train_encoder import train_encoder
 
         out = train_encoder(run_dir, cfg, stores=list(stores) or None, device=device, overwrite=overwrite,
                             eval_refine_steps=eval_refine_steps, progress=progress)

@@ -1,9 +1,9 @@
 """Torch datasets over patch stores: slide-level splits, filtering, batched reads, provenance."""
 
+from pathgan.data._classes import ClassLabels, class_labels
 from pathgan.data._dataset import PatchDataset, ResizeMode, StoreInfo
 from pathgan.data._filters import PatchFilter
 from pathgan.data._holdout import HoldoutPart, SpatialHoldout, checkerboard_regions, level0_mpp
-from pathgan.data._labels import ClassLabels, class_labels
 from pathgan.data._loader import make_loader
 from pathgan.data._provenance import data_fingerprint, describe
 from pathgan.data._sampler import BatchKey, EpochBatchSampler

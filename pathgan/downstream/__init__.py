@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from pathgan.downstream._classify import (
-    CVResult,
+from pathgan.downstream._classifier import (
     LatentClassifier,
-    LatentTable,
     ModelKind,
-    classification_metrics,
-    confusion_figure,
-    cross_validate,
     fit_classifier,
     load_classifier,
 )
+from pathgan.downstream._crossval import CVResult, cross_validate
+from pathgan.downstream._figures import confusion_figure
 from pathgan.downstream._geojson import (
     GeoJSONError,
     class_color,
@@ -22,6 +19,7 @@ from pathgan.downstream._geojson import (
     validate_geojson,
     write_geojson,
 )
+from pathgan.downstream._metrics import classification_metrics
 from pathgan.downstream._roi import (
     PatchClassifier,
     RoiPolygon,
@@ -44,6 +42,7 @@ from pathgan.downstream._synthetic import (
     labelled_latents,
     read_label_csv,
 )
+from pathgan.downstream._table import LatentTable
 
 __all__ = [
     "UNCONDITIONAL",

@@ -37,7 +37,7 @@ from pathgan.downstream import (
     cross_validate,
     fit_classifier,
 )
-from pathgan.downstream._classify import json_safe
+from pathgan.downstream._classifier import json_safe
 from pathgan.errors import ConfigError
 from pathgan.store import expand_stores
 

@@ -112,7 +112,7 @@ def test_inversion_reduces_pixel_error() -> None:
 
 
 def test_train_encoder_stage_and_latent_model(run_dir: Path) -> None:
-    from pathgan.stages.encoder import train_encoder
+    from pathgan.stages.train_encoder import train_encoder
 
     with pytest.raises(PathganError, match="no trained encoder"):
         LatentModel.load(run_dir, require_encoder=True)
@@ -155,7 +155,7 @@ def test_train_encoder_stage_and_latent_model(run_dir: Path) -> None:
 def test_encoder_of_another_checkpoint_is_refused(run_dir: Path, tmp_path: Path) -> None:
     import shutil
 
-    from pathgan.stages.encoder import train_encoder
+    from pathgan.stages.train_encoder import train_encoder
 
     if not (run_dir / "encoder").exists():
         train_encoder(run_dir, EncoderConfig(steps=5, **ENC), device="cpu", eval_refine_steps=0, progress=False)

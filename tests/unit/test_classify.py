@@ -29,7 +29,7 @@ from pathgan.downstream import (
     fit_classifier,
     load_classifier,
 )
-from pathgan.downstream._classify import LOGREG_C, MLP_ALPHA, MLP_HIDDEN
+from pathgan.downstream._classifier import LOGREG_C, MLP_ALPHA, MLP_HIDDEN
 from pathgan.errors import ConfigError, ShapeError, StoreError
 from pathgan.stages.classify import OUTPUT_FILES, classify
 from pathgan.store import PatchStore, open_latents_for_write

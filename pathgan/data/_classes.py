@@ -1,4 +1,4 @@
-"""Class labels of training patches, for class-conditional models."""
+"""Class labels of training patches as class indices, for class-conditional models (the CSV itself is read by pathgan.labels)."""
 
 from __future__ import annotations
 
