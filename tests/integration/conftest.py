@@ -61,8 +61,8 @@ def real_latent_run(real_stores_64: list[Path], tmp_path_factory: pytest.TempPat
     from pathgan.config import EncoderConfig, TrainConfig, from_dict
     from pathgan.latents import LatentModel
     from pathgan.stages.encode import encode_stores
-    from pathgan.stages.train_encoder import train_encoder
     from pathgan.stages.train import train_latent
+    from pathgan.stages.train_encoder import train_encoder
 
     root = tmp_path_factory.mktemp("latent_run")
     stores = real_stores_64

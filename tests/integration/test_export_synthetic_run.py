@@ -30,8 +30,8 @@ LABELS = {"a": "tumor", "b": "stroma", "c": "tumor"}
 def encoded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Path]]:
     """A 4-step tiny run with a 5-step encoder; three stores with slide labels, all encoded."""
     from pathgan.stages.encode import encode_stores
-    from pathgan.stages.train_encoder import train_encoder
     from pathgan.stages.train import train_latent
+    from pathgan.stages.train_encoder import train_encoder
 
     register_tiny()
     root = tmp_path_factory.mktemp("synthetic")
