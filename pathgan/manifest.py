@@ -18,7 +18,7 @@ from typing import Literal, get_args
 
 from pathgan.errors import ManifestError
 
-__all__ = ["SLIDE_EXTENSIONS", "SlideEntry", "Split", "discover_slides", "read_manifest"]
+__all__ = ["SLIDE_EXTENSIONS", "SlideEntry", "Split", "discover_slides", "read_manifest", "slides_from_inputs"]
 
 Split = Literal["train", "val", "test"]
 REQUIRED_COLUMNS = ("slide_id", "path")
@@ -134,4 +134,29 @@ def discover_slides(folder: str | Path) -> list[SlideEntry]:
             raise ManifestError(f"two slides share the id {sid!r}: {seen[sid]} and {p}; use a manifest to name them")
         seen[sid] = p
         entries.append(SlideEntry(slide_id=sid, path=p.resolve()))
+    return entries
+
+
+def slides_from_inputs(inputs: list[Path]) -> list[SlideEntry]:
+    """The slides named on a command line: files (id = stem) and folders (searched recursively).
+
+    Raises
+    ------
+    ManifestError
+        A path that is neither a file nor a folder, a folder with no slide, or two slides with one id.
+    """
+    entries: list[SlideEntry] = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            entries.extend(discover_slides(item))
+        elif item.is_file():
+            entries.append(SlideEntry(slide_id=item.stem, path=item.resolve()))
+        else:
+            raise ManifestError(f"{item} is neither a slide file nor a folder")
+    seen: dict[str, Path] = {}
+    for e in entries:
+        if e.slide_id in seen and seen[e.slide_id] != e.path:
+            raise ManifestError(f"two slides share the id {e.slide_id!r}: {seen[e.slide_id]} and {e.path}; "
+                                "use a manifest to name them")
+        seen[e.slide_id] = e.path
     return entries

@@ -94,7 +94,7 @@ def tile_command(inputs: tuple[Path, ...], manifest: Path | None, out_dir: Path,
       pathgan tile slides/ --scheduler tcp://10.0.0.5:8786 --out /shared/stores
       pathgan tile slides/ --stain-normalize macenko --stain-target reference.png
     """
-    from pathgan.manifest import discover_slides, read_manifest
+    from pathgan.manifest import read_manifest, slides_from_inputs
     from pathgan.parallel import dask_client
     from pathgan.stages import tile_slides
 
@@ -107,19 +107,7 @@ def tile_command(inputs: tuple[Path, ...], manifest: Path | None, out_dir: Path,
             cfg = cfg.with_overlap(overlap_px)
         if bool(inputs) == bool(manifest):
             raise click.UsageError("give slide files/folders or --manifest (exactly one of them)")
-        if manifest is not None:
-            entries = read_manifest(manifest)
-        else:
-            entries = []
-            for item in inputs:
-                if item.is_dir():
-                    entries.extend(discover_slides(item))
-                elif item.is_file():
-                    from pathgan.manifest import SlideEntry
-
-                    entries.append(SlideEntry(slide_id=item.stem, path=item.resolve()))
-                else:
-                    raise click.BadParameter(f"{item} is neither a slide file nor a folder", param_hint="INPUTS")
+        entries = read_manifest(manifest) if manifest is not None else slides_from_inputs(list(inputs))
         with dask_client(scheduler, n_workers=workers, memory_limit=memory_limit, dashboard=progress) as client:
             link = getattr(client, "dashboard_link", None)
             click.echo(f"pathgan tile: {len(entries)} slide(s) -> {out_dir}  (dashboard: {link or 'off'})", err=True)

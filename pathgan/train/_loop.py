@@ -24,24 +24,16 @@ from pathgan import __version__
 from pathgan._faults import fault_point
 from pathgan.config import ModelConfig, TrainConfig
 from pathgan.device import select_device
-from pathgan.errors import ConfigError, PathganError
+from pathgan.errors import ConfigError
 from pathgan.runs import latest_checkpoint, save_grid
 from pathgan.train._checkpoint import load_checkpoint, save_checkpoint
+from pathgan.train._guards import TrainingDivergedError, finite, grad_norm
 from pathgan.train._run import StatsWriter
 
 __all__ = ["Trainer", "TrainingDivergedError", "select_device"]  # select_device: pathgan.device, kept here for old imports
 
 SAMPLE_SEED = 20_200_302  # fixed latents for the sample grids, the same in every run
 STATS_SEED = 20_261_202  # latents for re-estimating the averaged generator's batch-norm statistics
-
-
-class TrainingDivergedError(PathganError):
-    """A loss became NaN or infinite; the last good checkpoint is kept."""
-
-
-def _grad_norm(params: list[nn.Parameter]) -> float:
-    norms = [p.grad.detach().norm() for p in params if p.grad is not None]
-    return float(torch.stack(norms).norm()) if norms else 0.0
 
 
 class Trainer:
@@ -232,13 +224,8 @@ class Trainer:
         return diff_augment(x, self.cfg.diffaugment, generator=self.rng) if self.cfg.diffaugment else x
 
     def _check(self, name: str, value: torch.Tensor) -> float:
-        v = float(value.detach())
-        if not math.isfinite(v):
-            raise TrainingDivergedError(
-                f"{name} became {v} at step {self.step}; the last good checkpoint in {self.run_dir / 'checkpoints'} "
-                "is kept: resume from it with a lower learning rate (--set lr_d=..., lr_g=...) or another loss"
-            )
-        return v
+        return finite(name, value, step=self.step, run_dir=self.run_dir,
+                      hint="resume from it with a lower learning rate (--set lr_d=..., lr_g=...) or another loss")
 
     def train_step(self, real: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, float]:
         """One discriminator step, plus a generator step every ``n_critic`` steps.
@@ -288,7 +275,7 @@ class Trainer:
         self.scaler.scale(total_d).backward()
         self._sync_grads(self.d_params)
         self.scaler.unscale_(self.opt_d)
-        out = {"loss_d": float(loss_d.detach()), "grad_norm_d": _grad_norm(self.d_params)}
+        out = {"loss_d": float(loss_d.detach()), "grad_norm_d": grad_norm(self.d_params)}
         self.scaler.step(self.opt_d)
         # ---- generator ----
         if self.step % cfg.n_critic == 0:
@@ -310,7 +297,7 @@ class Trainer:
             self.scaler.scale(total_g).backward()
             self._sync_grads(self.g_params)
             self.scaler.unscale_(self.opt_g)
-            out.update(loss_g=float(loss_g.detach()), grad_norm_g=_grad_norm(self.g_params))
+            out.update(loss_g=float(loss_g.detach()), grad_norm_g=grad_norm(self.g_params))
             self.scaler.step(self.opt_g)
             self.ema.update(self.g_modules, self.ema_beta(n * self.world))
         self.scaler.update()

@@ -14,7 +14,6 @@ Images are [N, 3, H, W]: in [0, 1] at the dataset/file boundary, in [-1, 1] insi
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Iterator
 from dataclasses import asdict
@@ -31,7 +30,7 @@ from pathgan.errors import PathganError, ShapeError
 from pathgan.runs import latest_checkpoint, save_grid
 from pathgan.train._checkpoint import load_checkpoint, save_checkpoint
 from pathgan.train._cycle_losses import ImagePool, cycle_loss, gan_d_loss, gan_g_loss, identity_loss
-from pathgan.train._loop import TrainingDivergedError
+from pathgan.train._guards import finite, grad_norm
 from pathgan.train._run import StatsWriter
 
 __all__ = [
@@ -112,11 +111,6 @@ class _Stream:
 
     def load(self, state: dict[str, Any]) -> None:
         self.epoch, self.position, self._it = int(state["epoch"]), int(state["position"]), None
-
-
-def _grad_norm(params: list[nn.Parameter]) -> float:
-    norms = [p.grad.detach().norm() for p in params if p.grad is not None]
-    return float(torch.stack(norms).norm()) if norms else 0.0
 
 
 def _evenly(n_items: int, n: int) -> np.ndarray:
@@ -215,13 +209,8 @@ class CycleGANTrainer:
 
     # -- one step ------------------------------------------------------------------------------
     def _check(self, name: str, value: Tensor) -> float:
-        v = float(value.detach())
-        if not math.isfinite(v):
-            raise TrainingDivergedError(
-                f"{name} became {v} at step {self.step}; the last good checkpoint in {self.run_dir / 'checkpoints'} "
-                "is kept: resume from it (--resume) after lowering lr, or start again with another seed"
-            )
-        return v
+        return finite(name, value, step=self.step, run_dir=self.run_dir,
+                      hint="resume from it (--resume) after lowering lr, or start again with another seed")
 
     def train_step(self, real_a: Tensor, real_b: Tensor) -> dict[str, float]:
         """One generator and one discriminator update on ``real_a``, ``real_b`` [N, 3, H, W] in [0, 1].
@@ -258,7 +247,7 @@ class CycleGANTrainer:
         out["loss_g"] = self._check("generator loss", total_g)
         self.opt_g.zero_grad(set_to_none=True)
         total_g.backward()
-        out["grad_norm_g"] = _grad_norm(self.g_params)
+        out["grad_norm_g"] = grad_norm(self.g_params)
         self.opt_g.step()
         # ---- discriminators: real vs a mix of new and pooled fakes ----
         nets["d_a"].requires_grad_(True)
@@ -272,7 +261,7 @@ class CycleGANTrainer:
         self.opt_d.zero_grad(set_to_none=True)
         total_d.backward()
         out.update(loss_d_a=float(loss_d_a.detach()), loss_d_b=float(loss_d_b.detach()),
-                   grad_norm_d=_grad_norm(self.d_params))
+                   grad_norm_d=grad_norm(self.d_params))
         self.opt_d.step()
         self.step += 1
         self._last = out

@@ -21,7 +21,7 @@ from pathgan.errors import ConfigError
 from pathgan.models import Encoder, map_any_class, render
 from pathgan.runs import ENCODER_DIR, latest_checkpoint
 from pathgan.train._checkpoint import load_checkpoint, save_checkpoint
-from pathgan.train._loop import TrainingDivergedError
+from pathgan.train._guards import TrainingDivergedError
 from pathgan.train._run import StatsWriter
 
 __all__ = ["ENCODER_DIR", "EncoderTrainer", "evaluate_encoder", "invert", "step_generator", "w_statistics"]

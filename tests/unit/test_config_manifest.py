@@ -116,3 +116,18 @@ def test_train_yaml_files_are_valid(path: Path) -> None:
         assert (cfg.loss, cfg.penalty, cfg.gp_weight) == ("relativistic", "interpolates", 0.65)
         model = get_config(cfg.model)
         assert (model.z_dim, model.upsample, model.style, model.weights) == (200, "transposed", "adain", "spectral")
+
+
+def test_slides_from_command_line_inputs(tmp_path: Path) -> None:
+    from pathgan.manifest import slides_from_inputs
+
+    (tmp_path / "dir" / "sub").mkdir(parents=True)
+    for name in ("dir/a.svs", "dir/sub/b.ndpi", "dir/notes.txt", "c.tiff"):
+        (tmp_path / name).write_bytes(b"x")
+    entries = slides_from_inputs([tmp_path / "dir", tmp_path / "c.tiff"])
+    assert [(e.slide_id, e.path.name) for e in entries] == [("a", "a.svs"), ("b", "b.ndpi"), ("c", "c.tiff")]
+    with pytest.raises(ManifestError, match=r"nope\.svs is neither a slide file nor a folder"):
+        slides_from_inputs([tmp_path / "nope.svs"])
+    (tmp_path / "a.svs").write_bytes(b"y")
+    with pytest.raises(ManifestError, match="two slides share the id 'a'"):
+        slides_from_inputs([tmp_path / "dir", tmp_path / "a.svs"])
