@@ -27,7 +27,8 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy pathgan
 
 bench: $(STAMP)
-	$(PY) benchmarks/bench_tile.py
+	$(PY) -m pip install --quiet -e ".[bench]"
+	$(PY) benchmarks/bench_tile.py --sizes 65536 --batch 4
 
 # Stain normalisation against staintools and torchstain. staintools is never a project dependency:
 # it lives in its own venv. It needs spams-bin (plain `spams` does not build) and declares GUI

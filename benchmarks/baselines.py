@@ -4,8 +4,11 @@
 * ``clam_style``   - CLAM-like: coords split among worker processes, one
   ``openslide.read_region`` per patch at level 0, PIL resize, append to HDF5.
 * ``decode_limit`` - the physical limit: every level-0 TIFF tile touched by any
-  patch is read raw and JPEG-decoded exactly once (nothing is written);
-  ``scale=2`` uses libjpeg-turbo's 1/2 DCT-domain scaling (through Pillow).
+  patch is read raw and JPEG-decoded exactly once (nothing is written), by
+  one of several decoders: full size (imagecodecs), or at 1/2 scale in the DCT
+  domain (libjpeg-turbo through simplejpeg, OpenCV or Pillow's ``draft``); the
+  benchmark compares pathgan with the fastest at the scale pathgan decodes at.
+  Several slides may be given: their tiles are decoded as one batch.
 * ``tissue_coords`` - a simple tissue grid (HSV saturation on a low level).
 * ``verify_decoders`` - checks the raw decoders against openslide pixels.
 
@@ -222,49 +225,112 @@ def decode_tile_half(data: bytes, prefix: bytes, size: tuple[int, int]) -> np.nd
     return np.asarray(im)
 
 
-def _decode_worker(slide, offsets, counts, tables, scale, tile_wh, q):
-    import imagecodecs
-    from PIL import Image
+#: The decoders of the decode limit: (scale, library). All are libjpeg-turbo underneath.
+DECODERS = {"full-imagecodecs": 1, "half-simplejpeg": 2, "half-opencv": 2, "half-pillow": 2}
 
-    t0 = time.perf_counter()
+
+def decoder_available(name: str) -> bool:
+    try:
+        if name == "half-simplejpeg":
+            import simplejpeg  # noqa: F401
+        elif name == "half-opencv":
+            import cv2  # noqa: F401
+    except ImportError:
+        return False
+    return name in DECODERS
+
+
+def make_decoder(name: str, tables: bytes | None, tile_wh: tuple[int, int]):
+    """A function raw tile bytes -> RGB uint8 array, at full size or 1/2 (DCT-scaled).
+
+    The 1/2-scale decoders get an Adobe APP14 marker (transform 0: RGB) spliced in after SOI, so
+    libjpeg decodes Aperio's RGB-coded tiles as RGB without guessing (as pathgan does)."""
     prefix = pil_rgb_prefix(tables)
     half = (tile_wh[0] // 2, tile_wh[1] // 2)
-    px = 0
-    with open(slide, "rb", buffering=0) as fh:
-        for off, n in zip(offsets.tolist(), counts.tolist(), strict=True):
-            fh.seek(off)
-            data = fh.read(n)
-            if scale == 1:
-                a = imagecodecs.jpeg8_decode(data, tables=tables, colorspace="RGB", outcolorspace="RGB")
-            else:
-                im = Image.open(io.BytesIO(prefix + data[2:]))
-                im.draft("RGB", half)
-                a = np.asarray(im)
-            px += a.shape[0] * a.shape[1]
-    q.put({"n": len(offsets), "px": px, "rss_mb": _maxrss_mb(), "cpu_s": _cpu_s(), "busy_s": time.perf_counter() - t0})
+    if name == "full-imagecodecs":
+        import imagecodecs
+
+        return lambda data: imagecodecs.jpeg8_decode(data, tables=tables, colorspace="RGB", outcolorspace="RGB")
+    if name == "half-simplejpeg":
+        import simplejpeg
+
+        return lambda data: simplejpeg.decode_jpeg(prefix + data[2:], colorspace="RGB", min_height=half[1],
+                                                   min_width=half[0])
+    if name == "half-opencv":
+        import cv2
+
+        cv2.setNumThreads(1)
+
+        def opencv(data: bytes) -> np.ndarray:
+            bgr = cv2.imdecode(np.frombuffer(prefix + data[2:], np.uint8), cv2.IMREAD_REDUCED_COLOR_2)
+            return bgr[..., ::-1]
+
+        return opencv
+    if name == "half-pillow":
+        from PIL import Image
+
+        def pillow(data: bytes) -> np.ndarray:
+            im = Image.open(io.BytesIO(prefix + data[2:]))
+            im.draft("RGB", half)
+            return np.asarray(im)
+
+        return pillow
+    raise ValueError(f"unknown decoder {name!r}; known: {sorted(DECODERS)}")
 
 
-def decode_limit(slide: str, coords: np.ndarray, footprint: int = 512, workers: int = 2, scale: int = 1,
-                 start_method: str = "fork") -> dict:
-    """Decode every level-0 tile overlapped by any patch exactly once, split in
-    contiguous (file-order) chunks among ``workers`` processes; nothing written.
-    scale=1: imagecodecs.jpeg8_decode(colorspace='RGB'); scale=2: Pillow draft
-    1/2 DCT scaling with an Adobe RGB marker spliced in. Returns a dict with
-    patches_per_s (N patches / wall incl. process start), tiles_per_s, peak RSS."""
-    if scale not in (1, 2):
-        raise ValueError("scale must be 1 or 2")
-    info = level0_tile_info(slide)
-    if info["compression"] != 7:
-        raise ValueError(f"level-0 compression {info['compression']} is not JPEG (7)")
-    coords = np.asarray(coords, dtype=np.int64)
+def _decode_worker(jobs, decoder, q):
+    """``jobs``: [(slide, offsets, counts, tables, tile_wh)], decoded in order, once each."""
     t0 = time.perf_counter()
-    tiles = needed_tiles(coords, footprint, info)
+    px = n = 0
+    for slide, offsets, counts, tables, tile_wh in jobs:
+        decode = make_decoder(decoder, tables, tile_wh)
+        with open(slide, "rb", buffering=0) as fh:
+            for off, k in zip(offsets.tolist(), counts.tolist(), strict=True):
+                fh.seek(off)
+                a = decode(fh.read(k))
+                px += a.shape[0] * a.shape[1]
+                n += 1
+    q.put({"n": n, "px": px, "rss_mb": _maxrss_mb(), "cpu_s": _cpu_s(), "busy_s": time.perf_counter() - t0})
+
+
+def decode_limit(slide, coords, footprint: int = 512, workers: int = 2, scale: int | None = None,
+                 start_method: str = "fork", decoder: str | None = None) -> dict:
+    """Decode every level-0 tile overlapped by any patch exactly once, split in contiguous
+    (file-order) chunks among ``workers`` processes; nothing written.
+
+    ``slide``/``coords`` may be lists (a batch: all slides' tiles are one job list, split evenly).
+    ``decoder`` is a key of :data:`DECODERS` (``scale=1``/``2`` pick imagecodecs / Pillow, the old
+    names). Returns patches_per_s and tiles_per_s (wall includes process start), peak RSS."""
+    if decoder is None:
+        decoder = {1: "full-imagecodecs", 2: "half-pillow"}[scale or 1]
+    slides = list(slide) if isinstance(slide, list | tuple) else [slide]
+    coord_sets = list(coords) if isinstance(slide, list | tuple) else [coords]
+    t0 = time.perf_counter()
+    items = []  # (slide, tile index, offset, count, tables, tile_wh) in file order per slide
+    n_patches = 0
+    for sl, co in zip(slides, coord_sets, strict=True):
+        info = level0_tile_info(sl)
+        if info["compression"] != 7:
+            raise ValueError(f"{sl}: level-0 compression {info['compression']} is not JPEG (7)")
+        co = np.asarray(co, dtype=np.int64)
+        n_patches += len(co)
+        tiles = needed_tiles(co, footprint, info)
+        items.append((sl, info, tiles))
+    total = sum(len(t) for _, _, t in items)
+    bounds = np.linspace(0, total, workers + 1).astype(int)  # contiguous, equal shares over the batch
+    jobs: list[list] = [[] for _ in range(workers)]
+    start = 0
+    for sl, info, tiles in items:
+        for w in range(workers):
+            lo, hi = max(bounds[w] - start, 0), min(bounds[w + 1] - start, len(tiles))
+            if lo < hi:
+                part = tiles[lo:hi]
+                jobs[w].append((sl, info["offsets"][part], info["counts"][part], info["jpegtables"],
+                                (info["tile_w"], info["tile_h"])))
+        start += len(tiles)
     ctx = mp.get_context(start_method)
     q = ctx.Queue()
-    procs = [ctx.Process(target=_decode_worker,
-                         args=(slide, info["offsets"][c], info["counts"][c], info["jpegtables"], scale,
-                               (info["tile_w"], info["tile_h"]), q))
-             for c in np.array_split(tiles, workers)]
+    procs = [ctx.Process(target=_decode_worker, args=(job, decoder, q)) for job in jobs]
     for p in procs:
         p.start()
     res = [q.get() for _ in procs]
@@ -275,12 +341,13 @@ def decode_limit(slide: str, coords: np.ndarray, footprint: int = 512, workers: 
         raise RuntimeError("decode_limit worker failed")
     nt = sum(r["n"] for r in res)
     return {
-        "method": f"decode_limit_scale{scale}", "workers": workers, "n_patches": len(coords),
-        "n_tiles": int(nt), "wall_s": round(wall, 3), "patches_per_s": round(len(coords) / wall, 1),
-        "tiles_per_s": round(nt / wall, 1), "mpix_per_s_decoded": round(sum(r["px"] for r in res) / wall / 1e6, 1),
+        "method": f"decode_limit_{decoder}", "decoder": decoder, "scale": DECODERS[decoder], "workers": workers,
+        "n_patches": n_patches, "n_tiles": int(nt), "wall_s": round(wall, 3),
+        "patches_per_s": round(n_patches / wall, 1), "tiles_per_s": round(nt / wall, 1),
+        "mpix_per_s_decoded": round(sum(r["px"] for r in res) / wall / 1e6, 1),
         "peak_rss_mb_per_worker": [round(r["rss_mb"], 1) for r in res],
         "cpu_s_per_worker": [round(r["cpu_s"], 2) for r in res],
-        "patches_per_cpu_s": round(len(coords) / sum(r["cpu_s"] for r in res), 1),
+        "patches_per_cpu_s": round(n_patches / sum(r["cpu_s"] for r in res), 1),
     }
 
 
@@ -319,10 +386,15 @@ def verify_decoders(slide: str, coords: np.ndarray, footprint: int = 512, n: int
             im.draft("RGB", (tw // 2, th // 2))
             out["pil_no_marker_half_mean_abs"] = max(out["pil_no_marker_half_mean_abs"],
                                                      float(np.abs(np.asarray(im) - ref2).mean()))
+            for name in ("half-simplejpeg", "half-opencv"):
+                if decoder_available(name):
+                    got = make_decoder(name, tables, (tw, th))(data).astype(np.float64)
+                    key = f"{name}_mean_abs"
+                    out[key] = max(out.get(key, 0.0), float(np.abs(got - ref2).mean()))
             guess = imagecodecs.jpeg8_decode(data, tables=tables)
             out["imagecodecs_guess_mean_abs"] = max(out["imagecodecs_guess_mean_abs"],
                                                     float(np.abs(guess - ref).mean()))
-    for k in ("half_mean_abs", "pil_no_marker_half_mean_abs", "imagecodecs_guess_mean_abs"):
+    for k in [k for k in out if k.endswith("_mean_abs")]:
         out[k] = round(out[k], 3)
     out["tiles_checked"] = len(pick)
     return out

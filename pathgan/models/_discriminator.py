@@ -125,12 +125,12 @@ class Discriminator(nn.Module):
         if cfg.n_classes:
             # Projection discriminator: logit + <embed(c), features>; under spectral norm like every
             # other layer of a spectral D, scaled by 1/sqrt(dense_units) in an equalized one.
-            embed = nn.Embedding(cfg.n_classes, cfg.dense_units)
+            embed: nn.Module = nn.Embedding(cfg.n_classes, cfg.dense_units)
             if eq:
-                nn.init.normal_(embed.weight, std=1.0 / cfg.dense_units**0.5)
+                nn.init.normal_(embed.weight, std=1.0 / cfg.dense_units**0.5)  # type: ignore[arg-type]
                 self.embed = embed
             else:
-                nn.init.normal_(embed.weight, std=0.02)
+                nn.init.normal_(embed.weight, std=0.02)  # type: ignore[arg-type]
                 self.embed = nn.utils.parametrizations.spectral_norm(embed)
 
     def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:

@@ -230,10 +230,14 @@ def export_synthetic(
         if writer is not None:
             source = {"synthetic": True, "run_id": model.run_id, "checkpoint": prov["checkpoint"],
                       "checkpoint_sha256": model.checkpoint_sha256, "encoder_sha256": prov["encoder_sha256"]}
+            if mpp is None:
+                raise ConfigError(f"{run_dir} records no patch_mpp in its config.yaml; a synthetic.zarr needs one "
+                                  "(use --format png)")
+            export_cfg: dict[str, Any] = {**asdict(cfg), "classes": list(cfg.classes)}
             writer.finish(StoreAttrs(
-                slide_id=SYNTHETIC_SLIDE_ID, source=source, mpp_requested=mpp, mpp_effective=(mpp, mpp),
+                slide_id=SYNTHETIC_SLIDE_ID, source=source, mpp_requested=float(mpp), mpp_effective=(float(mpp), float(mpp)),
                 source_level=None, patch_px=writer.patch_px, stride_px=writer.patch_px, n_patches=writer.n,
-                tiles_decoded=0, config={**meta["export"], "method": meta["method"], "spread_scale": scales},
+                tiles_decoded=0, config={**export_cfg, "method": meta["method"], "spread_scale": scales},
                 pathgan_version=__version__,
             ))
         _install(partial, out, overwrite)

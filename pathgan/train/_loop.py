@@ -21,12 +21,12 @@ import torch
 from torch import nn
 
 from pathgan import __version__
-from pathgan._faults import fault_point
 from pathgan.config import ModelConfig, TrainConfig
 from pathgan.device import select_device
 from pathgan.errors import ConfigError
 from pathgan.runs import latest_checkpoint, save_grid
 from pathgan.train._checkpoint import load_checkpoint, save_checkpoint
+from pathgan.train._drive import Cadence, drive
 from pathgan.train._guards import TrainingDivergedError, finite, grad_norm
 from pathgan.train._run import StatsWriter
 
@@ -177,7 +177,7 @@ class Trainer:
 
         def forward(n: int) -> None:
             z = torch.randn(n, self.model_cfg.z_dim, generator=g, device=self.device)
-            gen(broadcast_w(map_any_class(mapping, z, g), gen.n_slots), generator=g)
+            gen(broadcast_w(map_any_class(mapping, z, g), int(gen.n_slots)), generator=g)  # type: ignore[arg-type]
 
         return refresh_batch_stats(forward, gen)
 
@@ -381,39 +381,39 @@ class Trainer:
         else:
             bar = tqdm(total=target, initial=self.step, desc="train", unit="step", disable=quiet)
         t_start = time.perf_counter()
-        window_t, window_imgs = t_start, 0
+        window = {"t": t_start, "imgs": 0}
         batch_iter = self._batches()
-        self.stopped_by = "steps"
         if self.step == 0 and self.rank == 0:
             self.write_samples()
-        while self.step < target:
+
+        def step_once() -> int:
             real, labels = next(batch_iter)
             if self.model_cfg.n_classes and labels is None:
                 raise ConfigError(f"model {self.model_cfg.name} is class-conditional but the dataset has no labels")
             self.train_step(real, labels)
-            fault_point("train.step")
-            window_imgs += real.shape[0] * self.world
+            window["imgs"] += real.shape[0] * self.world
+            return self.step
+
+        def out_of_time() -> bool:
             elapsed = time.perf_counter() - t_start
             bar.update(min(elapsed, budget_s) - bar.n if budget_s > 0 else 1)
-            out_of_time = budget_s > 0 and self._agree(elapsed >= budget_s)
-            last = self.step == target or out_of_time
-            if self.step % cfg.log_every == 0 or last:
-                dt = time.perf_counter() - window_t
-                row = {"step": self.step, "kimg": round(self.step * cfg.batch_size / 1000, 3),
-                       **{k: round(v, 6) for k, v in self._last.items()},
-                       "d_img_per_s": round(window_imgs / dt, 2) if dt > 0 else None,
-                       "train_min": round(elapsed / 60, 3), "time": round(time.time(), 1)}
-                if self.rank == 0:
-                    self.stats.write(row)
-                bar.set_postfix(step=self.step, loss_d=f"{self._last.get('loss_d', 0):.3f}",
-                                loss_g=f"{self._last.get('loss_g', 0):.3f}")
-                window_t, window_imgs = time.perf_counter(), 0
-            if self.step % cfg.sample_every == 0 or last:
-                self.write_samples()
-            if self.step % cfg.checkpoint_every == 0 or last:
-                self.save()
-            if out_of_time:
-                self.stopped_by = "time_budget"
-                break
+            return budget_s > 0 and self._agree(elapsed >= budget_s)
+
+        def log() -> None:
+            now = time.perf_counter()
+            dt = now - window["t"]
+            row = {"step": self.step, "kimg": round(self.step * cfg.batch_size / 1000, 3),
+                   **{k: round(v, 6) for k, v in self._last.items()},
+                   "d_img_per_s": round(window["imgs"] / dt, 2) if dt > 0 else None,
+                   "train_min": round((now - t_start) / 60, 3), "time": round(time.time(), 1)}
+            if self.rank == 0:
+                self.stats.write(row)
+            bar.set_postfix(step=self.step, loss_d=f"{self._last.get('loss_d', 0):.3f}",
+                            loss_g=f"{self._last.get('loss_g', 0):.3f}")
+            window.update(t=time.perf_counter(), imgs=0)
+
+        self.stopped_by = drive(step_once, step=self.step, target=target, log=log, sample=self.write_samples,
+                                save=self.save, out_of_time=out_of_time,
+                                cadence=Cadence(cfg.log_every, cfg.checkpoint_every, cfg.sample_every))
         bar.close()
         return dict(self._last)

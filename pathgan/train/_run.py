@@ -33,8 +33,14 @@ class StatsWriter:
         and a last line cut off by a kill in the middle of its write."""
         if not self.path.exists():
             return
-        keep = [ln for ln in self.path.read_text().splitlines() if _step_of(ln) is not None and _step_of(ln) <= step]
+        keep = [ln for ln in self.path.read_text().splitlines() if _logged_by(ln, step)]
         atomic_write_bytes(self.path, ("\n".join(keep) + ("\n" if keep else "")).encode())
+
+
+def _logged_by(line: str, step: int) -> bool:
+    """A whole stats line logged at or before ``step``."""
+    s = _step_of(line)
+    return s is not None and s <= step
 
 
 def _step_of(line: str) -> int | None:

@@ -30,6 +30,7 @@ from pathgan.errors import PathganError, ShapeError
 from pathgan.runs import latest_checkpoint, save_grid
 from pathgan.train._checkpoint import load_checkpoint, save_checkpoint
 from pathgan.train._cycle_losses import ImagePool, cycle_loss, gan_d_loss, gan_g_loss, identity_loss
+from pathgan.train._drive import Cadence, drive
 from pathgan.train._guards import finite, grad_norm
 from pathgan.train._run import StatsWriter
 
@@ -309,24 +310,26 @@ class CycleGANTrainer:
         cfg = self.cfg
         target = cfg.steps if steps is None else steps
         bar = tqdm(total=target, initial=self.step, desc="train-translate", unit="step", disable=not self.progress)
-        window_t, window_steps = time.perf_counter(), 0
+        window = {"t": time.perf_counter(), "steps": 0}
         if self.step == 0:
             self.write_samples()
-        while self.step < target:
+
+        def step_once() -> int:
             self.train_step(self.stream_a.next(), self.stream_b.next())
-            window_steps += 1
+            window["steps"] += 1
             bar.update(1)
-            if self.step % cfg.log_every == 0 or self.step == target:
-                dt = time.perf_counter() - window_t
-                row = {"step": self.step, **{k: round(v, 6) for k, v in self._last.items()},
-                       "sec_per_step": round(dt / window_steps, 4) if window_steps else None,
-                       "time": round(time.time(), 1)}
-                self.stats.write(row)
-                bar.set_postfix(cyc=f"{self._last['loss_cycle_a']:.3f}", d=f"{self._last['loss_d_b']:.3f}")
-                window_t, window_steps = time.perf_counter(), 0
-            if self.step % cfg.sample_every == 0 or self.step == target:
-                self.write_samples()
-            if self.step % cfg.checkpoint_every == 0 or self.step == target:
-                self.save()
+            return self.step
+
+        def log() -> None:
+            dt = time.perf_counter() - window["t"]
+            row = {"step": self.step, **{k: round(v, 6) for k, v in self._last.items()},
+                   "sec_per_step": round(dt / window["steps"], 4) if window["steps"] else None,
+                   "time": round(time.time(), 1)}
+            self.stats.write(row)
+            bar.set_postfix(cyc=f"{self._last['loss_cycle_a']:.3f}", d=f"{self._last['loss_d_b']:.3f}")
+            window.update(t=time.perf_counter(), steps=0)
+
+        drive(step_once, step=self.step, target=target, log=log, sample=self.write_samples, save=self.save,
+              cadence=Cadence(cfg.log_every, cfg.checkpoint_every, cfg.sample_every))
         bar.close()
         return dict(self._last)

@@ -21,6 +21,7 @@ from pathgan.errors import ConfigError
 from pathgan.models import Encoder, map_any_class, render
 from pathgan.runs import ENCODER_DIR, latest_checkpoint
 from pathgan.train._checkpoint import load_checkpoint, save_checkpoint
+from pathgan.train._drive import Cadence, drive
 from pathgan.train._guards import TrainingDivergedError
 from pathgan.train._run import StatsWriter
 
@@ -177,26 +178,34 @@ class EncoderTrainer:
 
         cfg = self.cfg
         bar = tqdm(total=cfg.steps, initial=self.step, desc="train-encoder", unit="step", disable=not self.progress)
-        t0, last = time.perf_counter(), self.step
-        last_path = None
-        while self.step < cfg.steps:
-            terms = self.train_step(self.step)
+        window = {"t": time.perf_counter(), "step": self.step}
+        done: dict[str, Any] = {"terms": {}, "path": None}
+
+        def step_once() -> int:
+            done["terms"] = self.train_step(self.step)
             self.step += 1
             bar.update(1)
-            if self.step % cfg.log_every == 0 or self.step == cfg.steps:
-                values = {k: float(v) for k, v in terms.items()}
-                if not all(np.isfinite(list(values.values()))):
-                    raise TrainingDivergedError(
-                        f"encoder loss became non-finite at step {self.step} ({values}); "
-                        f"the last good checkpoint is in {self.out_dir / 'checkpoints'}; lower lr")
-                dt = time.perf_counter() - t0
-                row = {"step": self.step, **values, "w_r2": 1.0 - values["loss_w"],
-                       "img_per_s": (self.step - last) * cfg.batch_size / max(dt, 1e-9)}
-                self.stats.write(row)
-                bar.set_postfix(loss_w=f"{values['loss_w']:.3f}")
-                t0, last = time.perf_counter(), self.step
-            if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
-                last_path = self.save()
+            return self.step
+
+        def log() -> None:
+            values = {k: float(v) for k, v in done["terms"].items()}
+            if not all(np.isfinite(list(values.values()))):
+                raise TrainingDivergedError(
+                    f"encoder loss became non-finite at step {self.step} ({values}); "
+                    f"the last good checkpoint is in {self.out_dir / 'checkpoints'}; lower lr")
+            dt = time.perf_counter() - window["t"]
+            row = {"step": self.step, **values, "w_r2": 1.0 - values["loss_w"],
+                   "img_per_s": (self.step - window["step"]) * cfg.batch_size / max(dt, 1e-9)}
+            self.stats.write(row)
+            bar.set_postfix(loss_w=f"{values['loss_w']:.3f}")
+            window.update(t=time.perf_counter(), step=self.step)
+
+        def save() -> None:
+            done["path"] = self.save()
+
+        drive(step_once, step=self.step, target=cfg.steps, log=log, save=save,
+              cadence=Cadence(cfg.log_every, cfg.checkpoint_every))
+        last_path = done["path"]
         bar.close()
         # Resumed at the end already: the last checkpoint is there (rewriting it would change its hash cache).
         return last_path or latest_checkpoint(self.out_dir) or self.save()
