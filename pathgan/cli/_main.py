@@ -284,13 +284,13 @@ def encode_command(stores: tuple[Path, ...], run_dir: Path, device: str, batch_s
       PatchStore("out/tiles/a.zarr").latents("00003-pathologygan-64-cpu")   # float32 [N, w_dim]
     """
     try:
-        from pathgan.latents import LatentModel
-        from pathgan.stages.encode import encode_stores
+        from pathgan.stages.encode import encode_run
 
-        model = LatentModel.load(run_dir, device=device, require_encoder=True)
-        click.echo(f"pathgan encode: run {model.run_id} (w_dim {model.w_dim}) -> {len(stores)} path(s)", err=True)
-        rows = encode_stores(model, list(stores), batch_size=batch_size, refine_steps=refine_steps,
-                             overwrite=overwrite, progress=progress)
+        def loaded(m: Any) -> None:
+            click.echo(f"pathgan encode: run {m.run_id} (w_dim {m.w_dim}) -> {len(stores)} path(s)", err=True)
+
+        model, rows = encode_run(run_dir, list(stores), device=device, batch_size=batch_size,
+                                 refine_steps=refine_steps, overwrite=overwrite, progress=progress, on_loaded=loaded)
     except PathganError as err:
         raise click.ClickException(str(err)) from err
     echo_status(rows, "store", lambda r: Path(r.store).name)

@@ -29,7 +29,7 @@ from pathgan.store import (
     read_store_attrs,
 )
 
-__all__ = ["EncodeStatus", "LatentEncoder", "encode_stores"]
+__all__ = ["EncodeStatus", "LatentEncoder", "encode_run", "encode_stores"]
 
 EncodeStatus = Literal["encoded", "skipped", "failed"]
 
@@ -198,3 +198,26 @@ def encode_stores(
                 rows.append(_row(path, "failed", seconds=time.perf_counter() - t0,
                                  error=describe_error(err) + kept))
     return rows
+
+
+def encode_run(run_dir: Path, stores: Sequence[Path], *, device: str = "auto", batch_size: int = 64,
+               refine_steps: int = 0, overwrite: bool = False, progress: bool = True,
+               on_loaded: Any = None) -> tuple[Any, list[StatusRow]]:
+    """``pathgan encode``: load ``run_dir``'s generator and fitted encoder, then :func:`encode_stores`.
+
+    ``on_loaded(model)`` is called once the model is loaded (the CLI prints what it will do).
+    Returns ``(model, rows)``.
+
+    Raises
+    ------
+    PathganError
+        Not a train-latent run, no checkpoint, or no finished encoder (the message says to run
+        ``pathgan train-encoder``).
+    """
+    from pathgan.latents import LatentModel
+
+    model = LatentModel.load(run_dir, device=device, require_encoder=True)
+    if on_loaded is not None:
+        on_loaded(model)
+    return model, encode_stores(model, list(stores), batch_size=batch_size, refine_steps=refine_steps,
+                                overwrite=overwrite, progress=progress)
