@@ -24,7 +24,7 @@ from pathgan.store import (
     LatentWriter,
     PatchStore,
     check_run_id,
-    expand_stores,
+    expand_each_store,
     open_latents_for_write,
     read_store_attrs,
 )
@@ -61,21 +61,6 @@ def _row(store: Path, status: EncodeStatus, *, n_patches: int = 0, seconds: floa
     name = Path(store).name
     return StatusRow(slide_id=name[: -len(".zarr")] if name.endswith(".zarr") else name, status=status,
                      n_patches=n_patches, seconds=seconds, error=error, store=str(store))
-
-
-def _expand(stores: Sequence[Path]) -> list[tuple[Path, str]]:
-    """``(store, error)`` per store in argument order; folders expand to their ``*.zarr``."""
-    out: dict[Path, str] = {}
-    for item in map(Path, stores):
-        if not item.exists():
-            out.setdefault(item, f"{item} does not exist")
-            continue
-        try:
-            for path in expand_stores([item]):
-                out.setdefault(path, "")
-        except ConfigError as err:
-            out.setdefault(item, str(err))
-    return list(out.items())
 
 
 def _encode_batch(model: LatentEncoder, patches: np.ndarray, refine_steps: int) -> np.ndarray:
@@ -167,7 +152,7 @@ def encode_stores(
     attrs = {**model.provenance(), "run_id": run_id, "w_dim": w_dim, "refine_steps": refine_steps,
              "pathgan_version": __version__}
 
-    items = _expand(stores)
+    items = expand_each_store(stores)
     total = 0
     for path, error in items:
         if not error:

@@ -24,7 +24,7 @@ from pathgan.device import select_device
 from pathgan.errors import ConfigError, PathganError
 from pathgan.runs import RunDir, file_sha256, latest_checkpoint
 from pathgan.stages._status import StatusRow, describe_error
-from pathgan.store import expand_stores
+from pathgan.store import expand_each_store, expand_stores
 
 __all__ = [
     "DOMAINS",
@@ -260,7 +260,7 @@ def translate_stores(
     out = Path(out)
     rows: list[StatusRow] = []
     todo: list[Any] = []
-    for path, error in _expand_each(stores):  # a bad store is a failed row; the others go on
+    for path, error in expand_each_store(stores):  # a bad store is a failed row; the others go on
         s = None
         try:
             if error:
@@ -302,17 +302,6 @@ def translate_stores(
             rows.append(StatusRow(slide_id=s.slide_id, status="translated", n_patches=len(s), store=str(s.path),
                                   out=str(final), seconds=round(time.perf_counter() - t0, 2)))
     return rows
-
-
-def _expand_each(stores: list[Path]) -> list[tuple[Path, str]]:
-    """``(store, error)`` per given path, folders expanded to their stores (a bad path: its error)."""
-    out: list[tuple[Path, str]] = []
-    for p in stores:
-        try:
-            out += [(q, "") for q in expand_stores([p], "STORES")]
-        except ConfigError as err:
-            out.append((Path(p), str(err)))
-    return out
 
 
 def _translate_one(s: Any, tmp: Path, final: Path, gen: Any, batch_size: int, png_dir: Path | None, bar: Any,

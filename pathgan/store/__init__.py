@@ -1,7 +1,7 @@
 """The only package that defines the Zarr patch-store layout (see ``_schema``)."""
 
 from pathgan.store._codec import CODEC_NAME, JpegCodec
-from pathgan.store._discover import expand_stores
+from pathgan.store._discover import expand_each_store, expand_stores
 from pathgan.store._h5 import write_clam_h5
 from pathgan.store._latents import (
     LatentWriter,
@@ -41,6 +41,7 @@ __all__ = [
     "check_run_id",
     "create_patch_arrays",
     "create_store",
+    "expand_each_store",
     "expand_stores",
     "finalize_store",
     "latent_runs",

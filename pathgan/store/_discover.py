@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pathgan.errors import ConfigError
 
-__all__ = ["expand_stores"]
+__all__ = ["expand_each_store", "expand_stores"]
 
 
 def expand_stores(paths: Iterable[str | Path], option: str = "--stores") -> list[Path]:
@@ -34,3 +34,20 @@ def expand_stores(paths: Iterable[str | Path], option: str = "--stores") -> list
             raise ConfigError(f"{option} {p}: no <slide_id>.zarr stores in this folder (run pathgan tile first)")
         out.extend(found)
     return sorted(dict.fromkeys(out))
+
+
+def expand_each_store(paths: Iterable[str | Path]) -> list[tuple[Path, str]]:
+    """``(store, error)`` per store, in argument order, for batch commands that record a bad path as
+    a failed row and go on: folders expand to their ``*.zarr``; a missing path or a folder without
+    stores comes back with its error instead of raising. Each store appears once."""
+    out: dict[Path, str] = {}
+    for item in map(Path, paths):
+        if not item.exists():
+            out.setdefault(item, f"{item} does not exist")
+            continue
+        try:
+            for path in expand_stores([item]):
+                out.setdefault(path, "")
+        except ConfigError as err:
+            out.setdefault(item, str(err))
+    return list(out.items())
