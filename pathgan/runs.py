@@ -40,6 +40,15 @@ _RUN_RE = re.compile(r"^(\d{5})-")
 _COMMAND = {"latent": "train-latent", "translate": "train-translate"}
 
 
+def _kind_of(data: dict[str, Any], path: Path) -> RunKind:
+    if "translate" in data:
+        return "translate"
+    if "train" in data and "model" in data:
+        return "latent"
+    raise PathganError(f"{path} has neither 'train' + 'model' (train-latent) nor 'translate' "
+                       f"(train-translate) sections; found {sorted(data)}")
+
+
 def write_yaml(path: Path, data: dict[str, Any]) -> None:
     """``data`` as YAML at ``path``, written atomically and durably."""
     import yaml
@@ -116,9 +125,10 @@ class RunDir:
             raise PathganError(f"run directory {run.path} does not exist")
         if not run.config_path.is_file():
             raise PathganError(f"{run.path} is not a pathgan run directory (no {CONFIG_FILE})")
-        found = run.kind
-        if kind is not None and found != kind:
-            raise PathganError(f"{run.path} is a {_COMMAND[found]} run; this needs a {_COMMAND[kind]} run")
+        if kind is None:
+            run.kind  # noqa: B018 - a readable config.yaml of a known kind, or the error that says why not
+        else:
+            run._config_of(kind)
         return run
 
     # ------------------------------------------------------------------ layout
@@ -184,17 +194,19 @@ class RunDir:
 
     @property
     def kind(self) -> RunKind:
+        return _kind_of(self.config, self.config_path)
+
+    def _config_of(self, kind: RunKind) -> dict[str, Any]:
+        """``config.yaml``, read once, checked to be a ``kind`` run's."""
         data = self.config
-        if "translate" in data:
-            return "translate"
-        if "train" in data and "model" in data:
-            return "latent"
-        raise PathganError(f"{self.config_path} has neither 'train' + 'model' (train-latent) nor 'translate' "
-                           f"(train-translate) sections; found {sorted(data)}")
+        found = _kind_of(data, self.config_path)
+        if found != kind:
+            raise PathganError(f"{self.path} is a {_COMMAND[found]} run; this needs a {_COMMAND[kind]} run")
+        return data
 
     def train_configs(self) -> tuple[TrainConfig, ModelConfig]:
         """The resolved ``TrainConfig`` and ``ModelConfig`` of a train-latent run."""
-        data = RunDir.open(self.path, "latent").config
+        data = self._config_of("latent")
         model = dict(data["model"])
         for key in ("g_channels", "d_channels"):
             model[key] = tuple(model[key])
@@ -202,7 +214,7 @@ class RunDir:
 
     def translate_config(self) -> TranslateConfig:
         """The resolved ``TranslateConfig`` of a train-translate run."""
-        return from_dict(TranslateConfig, RunDir.open(self.path, "translate").config["translate"])
+        return from_dict(TranslateConfig, self._config_of("translate")["translate"])
 
     @property
     def provenance(self) -> dict[str, Any]:
