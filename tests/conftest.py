@@ -62,34 +62,62 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 # ------------------------------------------------------------------------------------------------------
 # `pytest -m "not slow"` is the developers' quick loop, so every test that trains a network or starts
 # a Dask cluster must carry the `slow` mark. This is checked, not hoped for: the training steps and
-# LocalCluster are wrapped for the session, and a test without the mark that reaches one of them
-# (directly, or through a fixture it is the first to set up) fails with the reason.
+# LocalCluster are wrapped, and a test without the mark that reaches one of them (directly, or
+# through a fixture it is the first to set up) fails with the reason. The wrapping happens when
+# their modules are first imported (an import hook), so a quick run that never imports torch or
+# Dask does not pay for importing them.
 _SLOW_WORK: dict[str, str] = {}  # nodeid -> what it did
 _CURRENT: list[str] = [""]
+_GUARDED = {  # module -> (class, method, what a test that reaches it does)
+    "distributed.deploy.local": [("LocalCluster", "__init__", "starts a Dask LocalCluster")],
+    "pathgan.train._loop": [("Trainer", "train_step", "trains (Trainer.train_step)")],
+    "pathgan.train.encoder": [("EncoderTrainer", "train_step", "trains (EncoderTrainer.train_step)")],
+    "pathgan.train.cyclegan": [("CycleGANTrainer", "train_step", "trains (CycleGANTrainer.train_step)")],
+}
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    import distributed
-
-    from pathgan.train import Trainer
-    from pathgan.train.cyclegan import CycleGANTrainer
-    from pathgan.train.encoder import EncoderTrainer
-
-    def wrap(owner: type, name: str, what: str) -> None:
+def _guard(module: object) -> None:
+    for cls_name, name, what in _GUARDED.get(getattr(module, "__name__", ""), []):
+        owner = getattr(module, cls_name)
         original = getattr(owner, name)
         if getattr(original, "_slow_guard", False):
-            return
+            continue
 
-        def guarded(*args: object, **kwargs: object) -> object:
-            _SLOW_WORK.setdefault(_CURRENT[0], what)
-            return original(*args, **kwargs)
+        def guarded(*args: object, _original=original, _what=what, **kwargs: object) -> object:  # type: ignore[no-untyped-def]
+            _SLOW_WORK.setdefault(_CURRENT[0], _what)
+            return _original(*args, **kwargs)
 
         guarded._slow_guard = True  # type: ignore[attr-defined]
         setattr(owner, name, guarded)
 
-    wrap(distributed.LocalCluster, "__init__", "starts a Dask LocalCluster")
-    for cls in (Trainer, EncoderTrainer, CycleGANTrainer):
-        wrap(cls, "train_step", f"trains ({cls.__name__}.train_step)")
+
+class _GuardOnImport:
+    """A meta-path finder that lets the others find the guarded modules, then guards them once loaded."""
+
+    def find_spec(self, name: str, path: object, target: object = None) -> object:
+        if name not in _GUARDED:
+            return None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(name, path, target)
+            if spec is not None and spec.loader is not None:
+                run = spec.loader.exec_module
+
+                def exec_module(module: object, _run=run) -> None:  # type: ignore[no-untyped-def]
+                    _run(module)
+                    _guard(module)
+
+                spec.loader.exec_module = exec_module  # type: ignore[method-assign]
+                return spec
+        return None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for name in _GUARDED:
+        if name in sys.modules:
+            _guard(sys.modules[name])
+    sys.meta_path.insert(0, _GuardOnImport())  # type: ignore[arg-type]
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)
