@@ -260,7 +260,7 @@ def translate_stores(
     out = Path(out)
     rows: list[StatusRow] = []
     todo: list[Any] = []
-    for path, error in expand_each_store(stores):  # a bad store is a failed row; the others go on
+    for path, error in expand_each_store(stores, "STORES"):  # a bad store is a failed row; the others go on
         s = None
         try:
             if error:

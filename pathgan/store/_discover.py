@@ -36,17 +36,19 @@ def expand_stores(paths: Iterable[str | Path], option: str = "--stores") -> list
     return sorted(dict.fromkeys(out))
 
 
-def expand_each_store(paths: Iterable[str | Path]) -> list[tuple[Path, str]]:
+def expand_each_store(paths: Iterable[str | Path], option: str | None = None) -> list[tuple[Path, str]]:
     """``(store, error)`` per store, in argument order, for batch commands that record a bad path as
     a failed row and go on: folders expand to their ``*.zarr``; a missing path or a folder without
-    stores comes back with its error instead of raising. Each store appears once."""
+    stores comes back with its error instead of raising. Each store appears once. With ``option``
+    (the command-line argument the paths came from) every error is :func:`expand_stores`' and names
+    it; without, a missing path is just "<path> does not exist"."""
     out: dict[Path, str] = {}
     for item in map(Path, paths):
-        if not item.exists():
+        if option is None and not item.exists():
             out.setdefault(item, f"{item} does not exist")
             continue
         try:
-            for path in expand_stores([item]):
+            for path in expand_stores([item], option or "--stores"):
                 out.setdefault(path, "")
         except ConfigError as err:
             out.setdefault(item, str(err))
