@@ -42,6 +42,10 @@ def _blur_edges(report: BatchReport) -> np.ndarray:
     return np.asarray(10.0 ** np.linspace(lo, hi, _BINS + 1))
 
 
+def _area(mm2: float | None) -> str:
+    return "" if mm2 is None else (f"{mm2:.3g}" if mm2 < 10 else f"{mm2:,.1f}")
+
+
 def _num_cell(value: float | None, text: str | None = None) -> str:
     key = "" if value is None or not math.isfinite(value) else repr(float(value))
     return f'<td class="num" data-v="{key}">{esc(text if text is not None else fmt(value))}</td>'
@@ -61,8 +65,9 @@ def _qc_cell(row: SlideRow, name: str, edges: np.ndarray, stat: Callable[[np.nda
     label = (f"{row.slide_id}: {what} of {finite.size} patches, axis {fmt(edges[0])} to {fmt(edges[-1])}; "
              f"{'median' if stat is np.median else 'mean'} {fmt(key)}")
     svg = histogram_svg(finite, edges, label=label)
-    return (f'<td class="qc" data-v="{"" if key is None else repr(key)}">{svg}'
-            f"<small>{'med' if stat is np.median else 'mean'} {esc(fmt(key))}</small></td>")
+    text = f"{'med' if stat is np.median else 'mean'} {fmt(key)}" if key is not None else "no patches"
+    return f'<td class="qc" data-v="{"" if key is None else repr(key)}">{svg}<small>{esc(text)}</small></td>'
+
 
 
 def _preview_cell(row: SlideRow, report_dir: Path) -> str:
@@ -97,7 +102,7 @@ def _row(row: SlideRow, edges: np.ndarray, report_dir: Path) -> str:
         _num_cell(row.mpp_requested),
         _num_cell(eff[0] if eff else None, eff_text),
         _text_cell(src),
-        _num_cell(row.tissue_area_mm2, f"{row.tissue_area_mm2:.2f}" if row.tissue_area_mm2 is not None else ""),
+        _num_cell(row.tissue_area_mm2, _area(row.tissue_area_mm2)),
         _qc_cell(row, "blur", edges, np.median, "blur (variance of the Laplacian; higher = sharper)"),
         _qc_cell(row, "pen_fraction", np.linspace(0, 1, _BINS + 1), np.mean, "pen-ink fraction"),
         _qc_cell(row, "white_fraction", np.linspace(0, 1, _BINS + 1), np.mean, "white fraction"),
@@ -135,7 +140,7 @@ def _summary(report: BatchReport) -> str:
     counts = report.counts
     cards = [("slides", f"{len(report.rows):,}")]
     cards += [(_LABELS[s], f"{counts[s]:,}") for s in STATUSES if counts[s] or s in ("done", "failed", "skipped")]
-    cards += [("patches", f"{report.n_patches:,}"), ("tissue mm²", f"{report.tissue_area_mm2:,.2f}")]
+    cards += [("patches", f"{report.n_patches:,}"), ("tissue mm²", _area(report.tissue_area_mm2))]
     settings = sorted({(r.patch_px, r.mpp_requested) for r in report.rows if r.patch_px is not None})
     if len(settings) == 1:
         cards.append(("patches of", f"{settings[0][0]} px @ {settings[0][1]:g} um/px"))

@@ -61,15 +61,15 @@ h1 { font-size: 20px; margin: 0 0 4px; } h2 { font-size: 16px; margin: 20px 0 8p
 .controls input[type=search] { width: 340px; padding: 5px 8px; border: 1px solid var(--line); border-radius: 4px; }
 .controls select { padding: 4px; }
 table.data { border-collapse: collapse; background: var(--card); width: 100%; }
-table.data th, table.data td { border-bottom: 1px solid var(--line); padding: 4px 6px; text-align: left; vertical-align: middle; }
+table.data th, table.data td { border-bottom: 1px solid var(--line); padding: 4px 5px; text-align: left; vertical-align: middle; }
 table.data th { position: sticky; top: 0; background: #eef0f4; font-size: 12px; white-space: nowrap; z-index: 1; }
 table.data th[data-type] { cursor: pointer; user-select: none; }
 table.data th[aria-sort=ascending]::after { content: " \\25B2"; } table.data th[aria-sort=descending]::after { content: " \\25BC"; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 td.err { color: #a11; max-width: 460px; font-size: 12px; overflow-wrap: anywhere; }
-td.err:not(:empty) { min-width: 240px; }
-td.id { font-weight: 600; overflow-wrap: anywhere; min-width: 150px; max-width: 240px; }
-img.thumb { display: block; max-width: 140px; max-height: 100px; cursor: zoom-in; border: 1px solid var(--line); }
+td.err:not(:empty) { min-width: 200px; }
+td.id { font-weight: 600; overflow-wrap: anywhere; min-width: 120px; max-width: 220px; }
+img.thumb { display: block; max-width: 120px; max-height: 90px; cursor: zoom-in; border: 1px solid var(--line); }
 .badge { padding: 1px 7px; border-radius: 9px; font-size: 12px; color: #fff; background: #778; white-space: nowrap; }
 .badge.done { background: #2e8540; } .badge.skipped { background: #4a6fa5; } .badge.no_tissue { background: #c77c02; }
 .badge.failed { background: #c0262d; } .badge.unlisted { background: #888; }

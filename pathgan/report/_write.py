@@ -40,8 +40,9 @@ def report_kind(path: str | Path) -> ReportKind:
     if (path / TILE_STATUS_FILE).is_file() or any(p.is_dir() for p in path.glob("*.zarr")):
         return "batch"
     found = sorted(p.name + ("/" if p.is_dir() else "") for p in path.iterdir())
-    shown = ", ".join(found[:8]) + (f", ... ({len(found)} entries)" if len(found) > 8 else "")
-    raise PathganError(f"{path}: found {shown or 'nothing'}; expected {allowed}")
+    shown = ", ".join(found[:5]) + (f", ... ({len(found)} entries)" if len(found) > 5 else "")
+    raise PathganError(f"{path}: holds no {TILE_STATUS_FILE}, no *.zarr store and no {CONFIG_FILE} "
+                       f"(found: {shown or 'nothing'}); expected {allowed}")
 
 
 def _target(path: Path, out: str | Path | None) -> Path:
