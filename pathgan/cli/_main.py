@@ -539,6 +539,6 @@ def _print_status(rows: list[Any], out_dir: Path) -> None:
         click.echo(f"{r.slide_id:<{width}}  {r.status:<9}  {r.n_patches:>8}  {r.seconds:>8.1f}  {r.error}")
     done = sum(r.n_patches for r in rows if r.status in ("done", "skipped"))
     click.echo(f"{done} patches in {out_dir}; previews in {out_dir / 'previews'}; "
-               f"table in {out_dir / 'tile_status.csv'}")
+               f"table in {out_dir / 'tile_status.csv'}; report in {out_dir / 'report.html'}")
 
 

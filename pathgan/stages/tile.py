@@ -12,6 +12,7 @@ import csv
 import hashlib
 import io
 import json
+import logging
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -43,6 +44,7 @@ __all__ = ["STATUS_FILE", "SlideStatus", "Status", "fit_stain_target", "tile_sli
 
 Status = Literal["done", "skipped", "no_tissue", "failed"]
 STATUS_FILE = "tile_status.csv"
+_LOG = logging.getLogger(__name__)
 
 
 SlideStatus = StatusRow  # tile's rows: one per slide (the name kept for callers of pathgan.stages)
@@ -139,7 +141,9 @@ def tile_slides(
 
     Complete stores that match ``cfg`` and the source file are skipped unless ``overwrite``;
     leftovers of interrupted runs are removed and redone. Never raises for a bad slide: every
-    slide gets a :class:`SlideStatus`, and the table is also written to ``out_dir/tile_status.csv``.
+    slide gets a :class:`SlideStatus`, and the table is also written to ``out_dir/tile_status.csv``,
+    then the batch's HTML page to ``out_dir/report.html`` (:mod:`pathgan.report`; a failure there
+    is a logged warning, never an error).
     With ``cfg.stain_normalize`` the target is fitted here, once (:func:`fit_stain_target`), and
     every patch is normalised to it before it is stored.
 
@@ -267,7 +271,21 @@ def _tile_locked(
     bar_slides.close()
     ordered = [results[e.slide_id] for e in entries]
     write_status_table(out / STATUS_FILE, ordered)
+    _write_report(out)
     return ordered
+
+
+def _write_report(out: Path) -> None:
+    """``out/report.html`` for the batch. The stores and the status table are complete by now, so a
+    page that cannot be drawn never fails the batch: a warning says why, and ``pathgan report``
+    can draw it later."""
+    from pathgan.report import REPORT_FILE, write_batch_report
+
+    try:
+        write_batch_report(out)
+    except Exception as err:  # any failure of an optional page must not turn a finished batch into an error
+        _LOG.warning("pathgan tile: could not write %s (%s: %s); the stores and %s are complete, "
+                     "retry with: pathgan report %s", out / REPORT_FILE, type(err).__name__, err, STATUS_FILE, out)
 
 
 def write_status_table(path: Path, rows: Sequence[SlideStatus]) -> None:

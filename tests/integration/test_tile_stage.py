@@ -109,6 +109,43 @@ def test_resume_skips_and_config_change_is_refused(client, tmp_path, tissue_slid
     assert rows[0].status == "no_tissue" and not (tmp_path / "blank.zarr.partial-deadbeef").exists()
 
 
+def test_every_batch_gets_its_report(client, tmp_path, tissue_slide, corrupt_slide):
+    from pathgan.report import gather_batch
+
+    path, _, _ = tissue_slide
+    rows = tile_slides(_entries(path, corrupt_slide), tmp_path, CFG, client=client, progress=False)
+    page = tmp_path / "report.html"
+    assert page.is_file()
+    report = gather_batch(tmp_path)
+    assert [(r.slide_id, r.status, r.n_patches) for r in report.rows] == [(r.slide_id, r.status, r.n_patches)
+                                                                          for r in rows]
+    text = page.read_text()
+    assert "cannot read slide" in text and text.count('<tr data-status="') == 2
+    tissue = report.rows[0]
+    assert tissue.tissue_area_mm2 and tissue.qc["blur"].shape == (tissue.n_patches,)
+    before = page.stat().st_mtime_ns
+    rows = tile_slides(_entries(path), tmp_path, CFG, client=client, progress=False)  # a rerun redraws it
+    assert rows[0].status == "skipped" and page.stat().st_mtime_ns != before
+    assert page.read_text().count('<tr data-status="') == 1
+
+
+def test_a_report_that_cannot_be_drawn_is_a_warning_not_a_failed_batch(client, tmp_path, tissue_slide,
+                                                                       monkeypatch, caplog):
+    import pathgan.report
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no page today")
+
+    monkeypatch.setattr(pathgan.report, "write_batch_report", broken)
+    path, _, _ = tissue_slide
+    with caplog.at_level("WARNING", logger="pathgan.stages.tile"):
+        rows = tile_slides(_entries(path), tmp_path, CFG, client=client, progress=False)
+    assert rows[0].status == "done" and (tmp_path / "tile_status.csv").is_file()
+    assert not (tmp_path / "report.html").exists()
+    (warning,) = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert "could not write" in warning.getMessage() and "RuntimeError: no page today" in warning.getMessage()
+
+
 def test_cli_exit_codes_and_h5(tmp_path, tissue_slide, corrupt_slide):
     path, _, _ = tissue_slide
     manifest = tmp_path / "m.csv"
@@ -119,6 +156,7 @@ def test_cli_exit_codes_and_h5(tmp_path, tissue_slide, corrupt_slide):
     res = runner.invoke(main, args)
     assert res.exit_code == 1, res.output
     assert "failed" in res.output and "bad" in res.output
+    assert f"report in {tmp_path / 'o' / 'report.html'}" in res.output and (tmp_path / "o" / "report.html").is_file()
     import h5py
 
     with h5py.File(tmp_path / "o" / "h5" / "T.h5") as f:
@@ -251,4 +289,4 @@ def test_second_tile_into_the_same_out_is_refused(tmp_path, tissue_slide):
         proc.wait()
     res = CliRunner().invoke(main, args)
     assert res.exit_code == 0, res.output
-    assert sorted(p.name for p in out.iterdir()) == ["previews", "tile_status.csv", f"{path.stem}.zarr"]
+    assert sorted(p.name for p in out.iterdir()) == ["previews", "report.html", "tile_status.csv", f"{path.stem}.zarr"]
