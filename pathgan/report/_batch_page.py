@@ -91,8 +91,7 @@ def _row(row: SlideRow, edges: np.ndarray, report_dir: Path) -> str:
     eff = row.mpp_effective
     eff_text = (f"{eff[0]:.4g}" if abs(eff[0] - eff[1]) < 1e-9 else f"{eff[0]:.4g} x {eff[1]:.4g}") if eff else ""
     src = row.mpp_source or ""
-    if row.mpp_slide:
-        src = f"{src} ({row.mpp_slide[0]:.4g} um/px)" if src else f"{row.mpp_slide[0]:.4g} um/px"
+    src_html = esc(src) + (f"<small>level 0: {row.mpp_slide[0]:.4g} µm/px</small>" if row.mpp_slide else "")
     cells = [
         _preview_cell(row, report_dir),
         _text_cell(row.slide_id, cls="id"),
@@ -101,7 +100,7 @@ def _row(row: SlideRow, edges: np.ndarray, report_dir: Path) -> str:
         _num_cell(kept, grid_text),
         _num_cell(row.mpp_requested),
         _num_cell(eff[0] if eff else None, eff_text),
-        _text_cell(src),
+        _text_cell(src, src_html, cls="src"),
         _num_cell(row.tissue_area_mm2, _area(row.tissue_area_mm2)),
         _qc_cell(row, "blur", edges, np.median, "blur (variance of the Laplacian; higher = sharper)"),
         _qc_cell(row, "pen_fraction", np.linspace(0, 1, _BINS + 1), np.mean, "pen-ink fraction"),
@@ -143,7 +142,7 @@ def _summary(report: BatchReport) -> str:
     cards += [("patches", f"{report.n_patches:,}"), ("tissue mm²", _area(report.tissue_area_mm2))]
     settings = sorted({(r.patch_px, r.mpp_requested) for r in report.rows if r.patch_px is not None})
     if len(settings) == 1:
-        cards.append(("patches of", f"{settings[0][0]} px @ {settings[0][1]:g} um/px"))
+        cards.append(("patches of", f"{settings[0][0]} px @ {settings[0][1]:g} µm/px"))
     html_cards = "".join(f'<div class="card" data-card="{esc(k)}"><b>{esc(v)}</b><span>{esc(k)}</span></div>'
                          for k, v in cards)
     return f'<div class="cards" id="summary">{html_cards}</div>'
@@ -169,12 +168,12 @@ def render_batch(report: BatchReport, out: Path) -> str:
 <select id="status-filter" aria-label="status"><option value="">every status</option>{options}</select>
 <span id="shown"></span>
 </div>
-<table class="data" id="slides">
+<div class="tablebox"><table class="data" id="slides">
 <thead><tr>{head}</tr></thead>
 <tbody>
 {rows}
 </tbody>
-</table>
+</table></div>
 </main>
 <div id="overlay" hidden><figure><img id="overlay-img" alt=""><figcaption id="overlay-caption"></figcaption></figure></div>"""
     return page(f"pathgan tile report: {report.folder.name}", body, script=BATCH_SCRIPT)

@@ -68,6 +68,8 @@ table.data th[aria-sort=ascending]::after { content: " \\25B2"; } table.data th[
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 td.err { color: #a11; max-width: 460px; font-size: 12px; overflow-wrap: anywhere; }
 td.err:not(:empty) { min-width: 200px; }
+.tablebox { max-height: calc(100vh - 16px); overflow: auto; border: 1px solid var(--line); }
+td.src small { display: block; color: var(--muted); font-size: 11px; white-space: nowrap; }
 td.id { font-weight: 600; overflow-wrap: anywhere; min-width: 120px; max-width: 220px; }
 img.thumb { display: block; max-width: 120px; max-height: 90px; cursor: zoom-in; border: 1px solid var(--line); }
 .badge { padding: 1px 7px; border-radius: 9px; font-size: 12px; color: #fff; background: #778; white-space: nowrap; }

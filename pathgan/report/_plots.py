@@ -15,7 +15,7 @@ from pathgan.report._html import data_uri, esc
 __all__ = ["Series", "histogram_svg", "line_chart_uri"]
 
 
-def histogram_svg(values: np.ndarray, edges: np.ndarray, *, label: str, width: int = 100, height: int = 24) -> str:
+def histogram_svg(values: np.ndarray, edges: np.ndarray, *, label: str, width: int = 90, height: int = 24) -> str:
     """An inline ``<svg>`` histogram of ``values`` over the bin ``edges`` (values outside are clipped
     into the end bins; NaNs dropped). Bars are scaled to the fullest bin; ``label`` is the tooltip
     (escaped here)."""
