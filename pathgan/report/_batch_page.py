@@ -21,13 +21,15 @@ from pathgan.report._images import jpeg_uri
 from pathgan.report._plots import histogram_svg
 from pathgan.report._scripts import BATCH_SCRIPT
 
-__all__ = ["PREVIEW_MAX_PX", "THUMB_MAX_PX", "render_batch"]
+__all__ = ["PREVIEW_MAX_PX", "PREVIEW_QUALITY", "THUMB_MAX_PX", "render_batch"]
 
 THUMB_MAX_PX = 160
-#: Longer side of the embedded full preview. 1,200 px keeps a 500-slide page near 50 MB (measured:
-#: ~60-110 kB per preview of H&E tissue at JPEG q85), while the previews of most slides at the
-#: default 8 um/px thumbnail fit uncapped; the full-resolution PNG stays one click away.
-PREVIEW_MAX_PX = 1200
+#: Longer side of the preview embedded for the overlay, and its JPEG quality. Measured on the shared
+#: slides' previews (grid lines on dense H&E are the costly part): 75 kB (CMU-1-Small-Region) and
+#: 126 kB (TCGA, all tissue) at 800 px, q80, against 116 and 168 kB uncapped at q85; so a 500-slide
+#: batch stays near 40-65 MB in one file. The full-resolution PNG is linked beside it.
+PREVIEW_MAX_PX = 800
+PREVIEW_QUALITY = 80
 _BINS = 20
 _LABELS = {"done": "done", "skipped": "skipped", "no_tissue": "no tissue", "failed": "failed", "unlisted": "unlisted"}
 
@@ -79,7 +81,7 @@ def _preview_cell(row: SlideRow, report_dir: Path) -> str:
         link = Path(os.path.relpath(row.preview, report_dir)).as_posix()
     caption = f"{row.slide_id}: thumbnail, tissue contour (green), pen ink (magenta), kept patches (blue)"
     return (f'<td class="pv" data-v="1"><img class="thumb" src="{jpeg_uri(image, THUMB_MAX_PX, 80)}" '
-            f'tabindex="0" alt="preview of {esc(row.slide_id)}" data-full="{jpeg_uri(image, PREVIEW_MAX_PX, 85)}" '
+            f'tabindex="0" alt="preview of {esc(row.slide_id)}" data-full="{jpeg_uri(image, PREVIEW_MAX_PX, PREVIEW_QUALITY)}" '
             f'data-link="{esc(link)}" data-caption="{esc(caption)}"></td>')
 
 

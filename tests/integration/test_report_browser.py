@@ -121,7 +121,7 @@ def test_batch_page_sorts_filters_escapes_and_opens_previews(browser: Any, tmp_p
     assert overlay.is_displayed()
     big = browser.find_element(By.ID, "overlay-img")
     assert big.get_attribute("src").startswith("data:image/jpeg;base64,")
-    assert browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth", big) >= 384
+    assert browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth", big) >= 384  # the 4x preview PNG (384 px wide), embedded below the 800-px cap
     caption = browser.find_element(By.ID, "overlay-caption")
     assert "CMU-like-alpha" in caption.text
     assert caption.find_element(By.TAG_NAME, "a").get_attribute("href").endswith("previews/CMU-like-alpha.png")
