@@ -9,7 +9,7 @@ run) get the status ``unlisted``. Reading only: the folder is not locked or chan
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -119,21 +119,13 @@ def _from_store(row: SlideRow, path: Path) -> SlideRow:
         area = tissue_area_mm2(store.mask("tissue"), a.thumbnail_mpp) if a.thumbnail_mpp else None
     except (StoreError, OSError, KeyError, ValueError) as err:
         note = f"store {path.name} cannot be read: {err}"
-        return SlideRow(**{**row.__dict__, "error": f"{row.error}; {note}" if row.error else note})
+        return replace(row, error=f"{row.error}; {note}" if row.error else note)
     mpp0 = a.source.get("mpp")
-    return SlideRow(**{
-        **row.__dict__,
-        "store": path,
-        "n_patches": a.n_patches,
-        "n_grid": a.n_grid,
-        "patch_px": a.patch_px,
-        "mpp_requested": a.mpp_requested,
-        "mpp_effective": a.mpp_effective,
-        "mpp_slide": (float(mpp0[0]), float(mpp0[1])) if isinstance(mpp0, list | tuple) and len(mpp0) == 2 else None,
-        "mpp_source": a.source.get("mpp_source"),
-        "tissue_area_mm2": area,
-        "qc": qc,
-    })
+    return replace(
+        row, store=path, n_patches=a.n_patches, n_grid=a.n_grid, patch_px=a.patch_px, mpp_requested=a.mpp_requested,
+        mpp_effective=a.mpp_effective, mpp_source=a.source.get("mpp_source"), tissue_area_mm2=area, qc=qc,
+        mpp_slide=(float(mpp0[0]), float(mpp0[1])) if isinstance(mpp0, list | tuple) and len(mpp0) == 2 else None,
+    )
 
 
 def gather_batch(folder: str | Path) -> BatchReport:
@@ -166,7 +158,7 @@ def gather_batch(folder: str | Path) -> BatchReport:
         if path.is_dir() and row.status != "failed":  # a failed slide's store, if any, is an older one
             row = _from_store(row, path)
         preview = folder / PREVIEWS_DIR / f"{row.slide_id}.png"
-        done.append(SlideRow(**{**row.__dict__, "preview": preview if preview.is_file() else None}))
+        done.append(replace(row, preview=preview if preview.is_file() else None))
     return BatchReport(folder=folder, rows=tuple(done), status_table=table if table.is_file() else None)
 
 

@@ -160,9 +160,15 @@ def _samples(report: RunReport) -> str:
 
 
 def _images(report: RunReport) -> str:
-    return "".join(f'<figure class="panel"><img src="{jpeg_uri(read_rgb(p), SAMPLE_MAX_PX, 88)}" alt="{esc(t)}">'
-                   f"<figcaption>{esc(p.name)}: {esc(t)}</figcaption></figure>"
-                   for t, p in report.images if p.is_file())
+    out = []
+    for title, path in report.images:
+        try:
+            uri = jpeg_uri(read_rgb(path), SAMPLE_MAX_PX, 88)
+        except OSError:
+            continue  # being replaced: the next report has it
+        out.append(f'<figure class="panel"><img src="{uri}" alt="{esc(title)}">'
+                   f"<figcaption>{esc(path.name)}: {esc(title)}</figcaption></figure>")
+    return "".join(out)
 
 
 def _checkpoints(report: RunReport) -> str:

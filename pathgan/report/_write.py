@@ -49,8 +49,15 @@ def _target(path: Path, out: str | Path | None) -> Path:
     target = Path(out) if out is not None else path / REPORT_FILE
     if target.is_dir():
         raise PathganError(f"--out {target}: is a folder; expected an HTML file name (e.g. {target / REPORT_FILE})")
-    target.parent.mkdir(parents=True, exist_ok=True)
     return target
+
+
+def _write(target: Path, html: str) -> None:
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(target, html)
+    except OSError as err:
+        raise PathganError(f"{target}: cannot write the report ({err.strerror or err})") from err
 
 
 def write_batch_report(stores_dir: str | Path, out: str | Path | None = None) -> Path:
@@ -60,7 +67,7 @@ def write_batch_report(stores_dir: str | Path, out: str | Path | None = None) ->
 
     folder = Path(stores_dir)
     target = _target(folder, out)
-    atomic_write_text(target, render_batch(gather_batch(folder), target))
+    _write(target, render_batch(gather_batch(folder), target))
     return target
 
 
@@ -72,7 +79,7 @@ def write_run_report(run_dir: str | Path, out: str | Path | None = None) -> Path
     folder = Path(run_dir)
     report = gather_run(folder)
     target = _target(folder, out)
-    atomic_write_text(target, render_run(report))
+    _write(target, render_run(report))
     return target
 
 

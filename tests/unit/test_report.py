@@ -173,6 +173,27 @@ def test_report_kind_and_one_line_errors_for_anything_else(batch: Path, tmp_path
         assert "expected" in str(err.value) or "give the folder" in str(err.value)
 
 
+def test_a_damaged_store_is_still_a_row_with_the_reason(tmp_path: Path) -> None:
+    import shutil
+
+    make_store(tmp_path, "ok", 6, seed=1)
+    make_store(tmp_path, "damaged", 6, seed=2)
+    shutil.rmtree(tmp_path / "damaged.zarr" / "qc" / "blur")
+    rows = {r.slide_id: r for r in gather_batch(tmp_path).rows}
+    assert rows["ok"].error.startswith("not in tile_status.csv") and rows["ok"].tissue_area_mm2
+    assert "store damaged.zarr cannot be read" in rows["damaged"].error and rows["damaged"].store is None
+    assert "cannot be read" in write_batch_report(tmp_path).read_text()
+
+
+def test_an_unwritable_target_is_a_pathgan_error(batch: Path, tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(PathganError, match="cannot write the report"):
+        write_batch_report(batch, blocker / "r.html")
+    with pytest.raises(PathganError, match="is a folder"):
+        write_batch_report(batch, tmp_path)
+
+
 def test_a_malformed_status_table_is_named(tmp_path: Path) -> None:
     (tmp_path / "tile_status.csv").write_text("name,what\nx,y\n")
     with pytest.raises(PathganError, match=r"tile_status.csv: not a pathgan tile status table \(missing columns"):
