@@ -71,7 +71,6 @@ def _qc_cell(row: SlideRow, name: str, edges: np.ndarray, stat: Callable[[np.nda
     return f'<td class="qc" data-v="{"" if key is None else repr(key)}">{svg}<small>{esc(text)}</small></td>'
 
 
-
 def _preview_cell(row: SlideRow, report_dir: Path) -> str:
     image = preview_image(row)
     if image is None:
@@ -80,9 +79,10 @@ def _preview_cell(row: SlideRow, report_dir: Path) -> str:
     if row.preview is not None:
         link = Path(os.path.relpath(row.preview, report_dir)).as_posix()
     caption = f"{row.slide_id}: thumbnail, tissue contour (green), pen ink (magenta), kept patches (blue)"
-    return (f'<td class="pv" data-v="1"><img class="thumb" src="{jpeg_uri(image, THUMB_MAX_PX, 80)}" '
-            f'tabindex="0" alt="preview of {esc(row.slide_id)}" data-full="{jpeg_uri(image, PREVIEW_MAX_PX, PREVIEW_QUALITY)}" '
-            f'data-link="{esc(link)}" data-caption="{esc(caption)}"></td>')
+    thumb, full = jpeg_uri(image, THUMB_MAX_PX, 80), jpeg_uri(image, PREVIEW_MAX_PX, PREVIEW_QUALITY)
+    return (f'<td class="pv" data-v="1"><img class="thumb" src="{thumb}" tabindex="0" '
+            f'alt="preview of {esc(row.slide_id)}" data-full="{full}" data-link="{esc(link)}" '
+            f'data-caption="{esc(caption)}"></td>')
 
 
 def _row(row: SlideRow, edges: np.ndarray, report_dir: Path) -> str:
