@@ -6,7 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from pathgan.config import TileConfig, TissueConfig, from_dict, to_dict
+from pathgan.config import (
+    EncoderConfig,
+    TileConfig,
+    TissueConfig,
+    TrainConfig,
+    TranslateConfig,
+    from_dict,
+    to_dict,
+)
 from pathgan.errors import ConfigError, ManifestError
 from pathgan.manifest import discover_slides, read_manifest
 
@@ -131,3 +139,29 @@ def test_slides_from_command_line_inputs(tmp_path: Path) -> None:
     (tmp_path / "a.svs").write_bytes(b"y")
     with pytest.raises(ManifestError, match="two slides share the id 'a'"):
         slides_from_inputs([tmp_path / "dir", tmp_path / "a.svs"])
+
+
+@pytest.mark.parametrize(("cls", "data", "message"), [
+    (TrainConfig, {"batch_size": "abc"}, "batch_size: expected an integer, got 'abc'"),
+    (TrainConfig, {"steps": True}, "steps: expected an integer, got True"),
+    (TrainConfig, {"lr_g": "fast"}, "lr_g: expected a number, got 'fast'"),
+    (TrainConfig, {"compile": "maybe"}, "compile: expected true or false, got 'maybe'"),
+    (TrainConfig, {"labels": 3}, "labels: expected a string, got 3"),
+    (TileConfig, {"stride_px": "x"}, "stride_px: expected an integer or null, got 'x'"),
+    (TileConfig, {"tissue": {"detect_pen": "maybe"}}, "detect_pen: expected true or false, got 'maybe'"),
+    (EncoderConfig, {"channels": "wide"}, "channels: expected a list of integers or null, got 'wide'"),
+    (TranslateConfig, {"dihedral": 1}, "dihedral: expected true or false, got 1"),
+])
+def test_from_dict_names_field_expected_type_and_value(cls: type, data: dict, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        from_dict(cls, data)
+    assert str(info.value) == message
+
+
+def test_from_dict_widens_without_loss() -> None:
+    # YAML 1.1 reads 1e-4 (no dot) as a string; an integral float is an int; a list is a tuple
+    cfg = from_dict(TrainConfig, {"lr_g": "1e-4", "steps": 10.0, "gp_weight": 1})
+    assert cfg.lr_g == 1e-4 and isinstance(cfg.steps, int) and cfg.steps == 10 and isinstance(cfg.gp_weight, float)
+    assert from_dict(EncoderConfig, {"channels": [8, 16]}).channels == (8, 16)
+    with pytest.raises(ConfigError, match="expected a mapping of TrainConfig fields, got list"):
+        from_dict(TrainConfig, [1, 2])  # type: ignore[arg-type]
