@@ -1,5 +1,5 @@
 """The CPU reference run, through the command line as a user runs it: tile the real slides, train the
-CPU preset (configs/train/pathologygan-64-cpu.yaml) for ``--minutes`` with the checkerboard spatial
+CPU preset (``pathologygan-64-cpu``, pathgan/presets/train/) for ``--minutes`` with the checkerboard spatial
 hold-out (``holdout_block_um``), then ``pathgan evaluate`` against the held-out test squares.
 
 Writes into ``--work`` (default .bench/train_cpu): the stores, the run directory, KID/FID results
@@ -49,7 +49,7 @@ def loss_curve(run_dir: Path, out: Path) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--minutes", type=float, default=20.0, help="training budget (train-latent --minutes)")
-    ap.add_argument("--config", type=Path, default=REPO / "configs" / "train" / "pathologygan-64-cpu.yaml")
+    ap.add_argument("--config", default="pathologygan-64-cpu", help="train preset name or YAML file (train-latent --config)")
     ap.add_argument("--block-um", type=float, default=384.0, help="side of the held-out checkerboard squares")
     ap.add_argument("--work", type=Path, default=REPO / ".bench" / "train_cpu")
     ap.add_argument("--n-eval", type=int, default=1000)

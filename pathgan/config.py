@@ -1,6 +1,7 @@
 """Frozen, keyword-only configuration dataclasses.
 
-Defaults live here and only here; YAML files in ``configs/`` are their serialisation.
+Defaults live here and only here; the presets in ``pathgan/presets/`` (:mod:`pathgan.presets`)
+are their serialisation.
 Every dataclass validates itself in ``__post_init__`` and raises :class:`ConfigError`
 naming the field, the value received and what is allowed.
 """
@@ -8,7 +9,6 @@ naming the field, the value received and what is allowed.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import types
 import typing
 from dataclasses import dataclass, field
@@ -30,9 +30,14 @@ def _check(cond: bool, name: str, value: object, allowed: str) -> None:
         raise ConfigError(f"{name}={value!r} is not allowed; expected {allowed}")
 
 
-@functools.cache
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
 def _field_types(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
+    """The resolved annotations of a config class (``from __future__ import annotations`` makes them strings)."""
+    if cls not in _HINTS:
+        _HINTS[cls] = typing.get_type_hints(cls)
+    return _HINTS[cls]
 
 
 def _describe(tp: Any) -> str:
@@ -103,9 +108,10 @@ def _check_types(obj: Any) -> None:
     """Check (and widen, see :func:`_coerce`) every field of a frozen config dataclass by its
     annotation, before its ``__post_init__`` compares values: ``--set batch_size=abc`` then says
     what it expected instead of ``'>=' not supported between instances of 'str' and 'int'``."""
+    hints = _field_types(type(obj))
     for f in dataclasses.fields(obj):
         value = getattr(obj, f.name)
-        new = _coerce(f.name, value, _field_types(type(obj))[f.name])
+        new = _coerce(f.name, value, hints[f.name])
         if new is not value:
             object.__setattr__(obj, f.name, new)
 

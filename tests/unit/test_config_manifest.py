@@ -17,6 +17,7 @@ from pathgan.config import (
 )
 from pathgan.errors import ConfigError, ManifestError
 from pathgan.manifest import discover_slides, read_manifest
+from pathgan.presets import preset_names, preset_path
 
 
 def test_config_rejects_with_field_name() -> None:
@@ -92,7 +93,7 @@ def test_discover_slides(tmp_path: Path) -> None:
 def test_default_yaml_is_the_dataclass_defaults() -> None:
     import yaml
 
-    path = Path(__file__).resolve().parents[2] / "configs" / "tile" / "default.yaml"
+    path = preset_path("tile", "default")
     assert from_dict(TileConfig, yaml.safe_load(path.read_text())) == TileConfig()
 
 
@@ -109,8 +110,7 @@ def test_cli_config_file_and_flag_override(tmp_path: Path) -> None:
         _load_tile_config(cfg_file, {})
 
 
-@pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parents[2] / "configs" / "train").glob("*.yaml")),
-                         ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", [preset_path("train", n) for n in preset_names("train")], ids=lambda p: p.stem)
 def test_train_yaml_files_are_valid(path: Path) -> None:
     import yaml
 
