@@ -70,7 +70,7 @@ def main() -> int:
     runs = work / "runs"
     t0 = time.time()
     run([*pathgan, "train-latent", "--stores", str(stores), "--config", str(args.config),
-         "--minutes", f"{args.minutes:g}", "--set", f"holdout_block_um={args.block_um:g}", "--set", "val_fraction=0", "--runs", str(runs), "--device", "cpu", "--no-progress"])
+         "--minutes", f"{args.minutes:g}", "--set", f"holdout_block_um={args.block_um:g}", "--set", "val_fraction=0", "--out", str(runs), "--device", "cpu", "--no-progress"])
     minutes = (time.time() - t0) / 60
     run_dir = sorted(runs.iterdir())[-1]
     loss_curve(run_dir, work / "loss_curve.png")
@@ -79,7 +79,7 @@ def main() -> int:
                "steps": max(r["step"] for r in stats), "config": str(args.config)}
     for extractor in ("random", "inception"):
         try:
-            run([*pathgan, "evaluate", str(run_dir), "--stores", str(stores), "--n", str(args.n_eval),
+            run([*pathgan, "evaluate", "--run", str(run_dir), "--stores", str(stores), "--n", str(args.n_eval),
                  "--extractor", extractor])
         except subprocess.CalledProcessError as err:
             results[f"{extractor}_error"] = str(err)
