@@ -266,3 +266,26 @@ def test_missing_inputs_are_one_line(tmp_path: Path) -> None:
     assert line == f"Error: --stores {tmp_path / 'x.zarr'}: does not exist; expected a <slide_id>.zarr patch store or a folder of them"
     line = _one_error_line(_run(["tile", "--manifest", str(tmp_path / "m.csv")]))
     assert "m.csv" in line
+
+
+@pytest.mark.slow  # builds a wheel (~10-20 s)
+def test_the_wheel_ships_every_preset(tmp_path: Path) -> None:
+    """Presets are package data: a wheel install has them (configs/ was not part of the package)."""
+    import shutil
+    import subprocess
+    import sys
+    import zipfile
+
+    repo = Path(__file__).resolve().parents[2]
+    src = tmp_path / "src"  # a copy, so the build leaves nothing in the checkout
+    shutil.copytree(repo / "pathgan", src / "pathgan", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(repo / name, src / name)
+    res = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                          str(tmp_path / "dist"), str(src)], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-3000:]
+    (wheel,) = (tmp_path / "dist").glob("pathgan-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for kind in ("train", "tile", "encoder", "translate"):
+        for preset in preset_names(kind):  # type: ignore[arg-type]
+            assert f"pathgan/presets/{kind}/{preset}.yaml" in names
