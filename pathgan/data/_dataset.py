@@ -238,7 +238,7 @@ class PatchDataset(torch.utils.data.Dataset[dict[str, Any]]):
             return self.get_batch(key.indices, epoch=key.epoch)
         if isinstance(key, int | np.integer):
             b = self.get_batch([int(key)])
-            numbers = {k: int(b[k][0]) for k in ("slide", "index", "item", "label") if k in b}
+            numbers: dict[str, Any] = {k: int(b[k][0]) for k in ("slide", "index", "item", "label") if k in b}
             return {"image": b["image"][0], **numbers, "coords": b["coords"][0], "slide_id": b["slide_id"][0]}
         return self.get_batch(key)
 
