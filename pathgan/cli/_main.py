@@ -44,8 +44,9 @@ _RUN_DIR = click.Path(exists=True, file_okay=False, path_type=Path)
 def main() -> None:
     """pathgan: exact-MPP whole-slide tiling into Zarr patch stores, and PathologyGAN latent spaces.
 
-    Every command takes --run RUN for a trained run, --stores PATH for patch stores (the run's own
-    by default), --out DIR for what it writes, --device auto and --config PRESET|FILE.
+    One spelling per thing: --run RUN names a trained run, --stores PATH patch stores (a run's own
+    stores by default), --out DIR where output goes, --device auto|cpu|cuda|mps, --config
+    PRESET|FILE (`pathgan presets`).
     """
 
 
