@@ -22,8 +22,10 @@ sys.path.insert(0, str(HERE))
 
 import bench_quality as B  # noqa: E402
 
-OLD = str(B.REPO / "configs" / "train" / "pathologygan-56-cpu.yaml")
-NEW = str(B.REPO / "configs" / "train" / "pathologygan-64-cpu.yaml")
+from pathgan.presets import preset_path  # noqa: E402
+
+OLD = str(preset_path("train", "pathologygan-56-cpu"))
+NEW = str(preset_path("train", "pathologygan-64-cpu"))
 
 # (name, preset yaml, TrainConfig overrides, ModelConfig overrides); each row adds one change to the
 # row before it, so the table reads as a path from the old preset to the new one.

@@ -1,5 +1,5 @@
 """The CPU reference run, through the command line as a user runs it: tile the real slides, train the
-CPU preset (configs/train/pathologygan-64-cpu.yaml) for ``--minutes`` with the checkerboard spatial
+CPU preset (``pathologygan-64-cpu``, pathgan/presets/train/) for ``--minutes`` with the checkerboard spatial
 hold-out (``holdout_block_um``), then ``pathgan evaluate`` against the held-out test squares.
 
 Writes into ``--work`` (default .bench/train_cpu): the stores, the run directory, KID/FID results
@@ -49,7 +49,7 @@ def loss_curve(run_dir: Path, out: Path) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--minutes", type=float, default=20.0, help="training budget (train-latent --minutes)")
-    ap.add_argument("--config", type=Path, default=REPO / "configs" / "train" / "pathologygan-64-cpu.yaml")
+    ap.add_argument("--config", default="pathologygan-64-cpu", help="train preset name or YAML file (train-latent --config)")
     ap.add_argument("--block-um", type=float, default=384.0, help="side of the held-out checkerboard squares")
     ap.add_argument("--work", type=Path, default=REPO / ".bench" / "train_cpu")
     ap.add_argument("--n-eval", type=int, default=1000)
@@ -70,7 +70,7 @@ def main() -> int:
     runs = work / "runs"
     t0 = time.time()
     run([*pathgan, "train-latent", "--stores", str(stores), "--config", str(args.config),
-         "--minutes", f"{args.minutes:g}", "--set", f"holdout_block_um={args.block_um:g}", "--set", "val_fraction=0", "--runs", str(runs), "--device", "cpu", "--no-progress"])
+         "--minutes", f"{args.minutes:g}", "--set", f"holdout_block_um={args.block_um:g}", "--set", "val_fraction=0", "--out", str(runs), "--device", "cpu", "--no-progress"])
     minutes = (time.time() - t0) / 60
     run_dir = sorted(runs.iterdir())[-1]
     loss_curve(run_dir, work / "loss_curve.png")
@@ -79,7 +79,7 @@ def main() -> int:
                "steps": max(r["step"] for r in stats), "config": str(args.config)}
     for extractor in ("random", "inception"):
         try:
-            run([*pathgan, "evaluate", str(run_dir), "--stores", str(stores), "--n", str(args.n_eval),
+            run([*pathgan, "evaluate", "--run", str(run_dir), "--stores", str(stores), "--n", str(args.n_eval),
                  "--extractor", extractor])
         except subprocess.CalledProcessError as err:
             results[f"{extractor}_error"] = str(err)

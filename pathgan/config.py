@@ -1,6 +1,7 @@
 """Frozen, keyword-only configuration dataclasses.
 
-Defaults live here and only here; YAML files in ``configs/`` are their serialisation.
+Defaults live here and only here; the presets in ``pathgan/presets/`` (:mod:`pathgan.presets`)
+are their serialisation.
 Every dataclass validates itself in ``__post_init__`` and raises :class:`ConfigError`
 naming the field, the value received and what is allowed.
 """
@@ -8,8 +9,10 @@ naming the field, the value received and what is allowed.
 from __future__ import annotations
 
 import dataclasses
+import types
+import typing
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar, get_args
+from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
 from pathgan.errors import ConfigError
 
@@ -25,6 +28,92 @@ StainMethod = Literal["macenko", "vahadane", "reinhard"]
 def _check(cond: bool, name: str, value: object, allowed: str) -> None:
     if not cond:
         raise ConfigError(f"{name}={value!r} is not allowed; expected {allowed}")
+
+
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    """The resolved annotations of a config class (``from __future__ import annotations`` makes them strings)."""
+    if cls not in _HINTS:
+        _HINTS[cls] = typing.get_type_hints(cls)
+    return _HINTS[cls]
+
+
+def _describe(tp: Any) -> str:
+    """What a value of annotation ``tp`` looks like, in the words of an error message."""
+    origin = get_origin(tp)
+    if origin in (Union, types.UnionType):
+        others = [a for a in get_args(tp) if a is not type(None)]
+        return " or ".join(_describe(a) for a in others) + (" or null" if len(others) < len(get_args(tp)) else "")
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in get_args(tp))
+    if origin is tuple:
+        return f"a list of {_describe(get_args(tp)[0]).removeprefix('an ').removeprefix('a ')}s"
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(
+        tp, getattr(tp, "__name__", str(tp)))
+
+
+def _coerce(name: str, value: Any, tp: Any) -> Any:
+    """``value`` checked against the annotation ``tp`` (and widened where that loses nothing: an int
+    to a float, a list to a tuple, a YAML 1.1 string such as ``1e-4`` to the number it spells).
+
+    Raises :class:`ConfigError` ``"batch_size: expected an integer, got 'abc'"``. Literal values are
+    left to each class's own range checks, which list what is allowed.
+    """
+    origin = get_origin(tp)
+    if tp is Any or origin is Literal:
+        return value
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in get_args(tp):
+            return None
+        for arg in (a for a in get_args(tp) if a is not type(None)):
+            try:
+                return _coerce(name, value, arg)
+            except ConfigError:
+                continue
+        raise ConfigError(f"{name}: expected {_describe(tp)}, got {value!r}")
+    ok = True
+    if tp is bool:
+        ok = isinstance(value, bool)
+    elif tp is int:
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif tp is float:
+        if isinstance(value, str):  # PyYAML reads 1e-4 (no dot) as a string
+            try:
+                value = float(value)
+            except ValueError:
+                ok = False
+        ok = ok and isinstance(value, int | float) and not isinstance(value, bool)
+        if ok:
+            value = float(value)
+    elif tp is str:
+        ok = isinstance(value, str)
+    elif origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{name}: expected {_describe(tp)}, got {value!r}")
+        return tuple(_coerce(f"{name}[{i}]", v, get_args(tp)[0]) for i, v in enumerate(value))
+    elif dataclasses.is_dataclass(tp) and isinstance(tp, type):
+        if isinstance(value, dict):
+            return from_dict(tp, value)
+        ok = isinstance(value, tp)
+    if not ok:
+        raise ConfigError(f"{name}: expected {_describe(tp)}, got {value!r}")
+    return value
+
+
+def _check_types(obj: Any) -> None:
+    """Check (and widen, see :func:`_coerce`) every field of a frozen config dataclass by its
+    annotation, before its ``__post_init__`` compares values: ``--set batch_size=abc`` then says
+    what it expected instead of ``'>=' not supported between instances of 'str' and 'int'``."""
+    hints = _field_types(type(obj))
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        new = _coerce(f.name, value, hints[f.name])
+        if new is not value:
+            object.__setattr__(obj, f.name, new)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -48,6 +137,7 @@ class TissueConfig:
     detect_pen: bool = True
 
     def __post_init__(self) -> None:
+        _check_types(self)
         _check(1.0 <= self.thumbnail_mpp <= 64.0, "thumbnail_mpp", self.thumbnail_mpp, "1-64 um/px")
         _check(0.0 <= self.min_saturation < 1.0, "min_saturation", self.min_saturation, "[0, 1)")
         _check(self.min_area_um2 >= 0, "min_area_um2", self.min_area_um2, ">= 0")
@@ -92,6 +182,7 @@ class TileConfig:
     tissue: TissueConfig = field(default_factory=TissueConfig)
 
     def __post_init__(self) -> None:
+        _check_types(self)
         _check(0.05 <= self.mpp <= 64.0, "mpp", self.mpp, "0.05-64 um/px")
         _check(16 <= self.patch_px <= 4096, "patch_px", self.patch_px, "16-4096")
         if self.stride_px is not None:
@@ -134,7 +225,10 @@ _T = TypeVar("_T")
 
 
 def from_dict(cls: type[_T], data: dict[str, Any]) -> _T:
-    """Build ``cls`` from a dict, rejecting unknown keys by name."""
+    """Build ``cls`` from a dict, rejecting unknown keys by name and values of the wrong type by
+    name, value and expected type (nested config dataclasses may be given as dicts)."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"expected a mapping of {cls.__name__} fields, got {type(data).__name__}")
     names = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(data) - set(names))
     if unknown:
@@ -241,6 +335,7 @@ class ModelConfig:
     n_classes: int = 0
 
     def __post_init__(self) -> None:
+        _check_types(self)
         _check(isinstance(self.stem_px, int) and 3 <= self.stem_px <= 16, "stem_px", self.stem_px, "an integer in 3..16")
         ratio = self.image_px // self.stem_px
         native = tuple(self.stem_px * 2**i for i in range(2, 8))
@@ -358,6 +453,7 @@ class TrainConfig:
     labels: str = ""
 
     def __post_init__(self) -> None:
+        _check_types(self)
         _check(isinstance(self.labels, str), "labels", self.labels,
                '"" (unconditional), "manifest" or the path of a label CSV')
         for name in ("batch_size", "n_critic", "steps", "sample_every", "checkpoint_every", "log_every", "n_samples",
@@ -421,6 +517,7 @@ class EncoderConfig:
     n_eval: int = 256
 
     def __post_init__(self) -> None:
+        _check_types(self)
         if self.channels is not None:
             object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
             _check(all(c >= 1 for c in self.channels), "channels", self.channels, "positive widths")
@@ -506,6 +603,7 @@ class TranslateConfig:
     num_workers: int = 0
 
     def __post_init__(self) -> None:
+        _check_types(self)
         _check(self.generator in get_args(TranslatorGenerator), "generator", self.generator,
                str(get_args(TranslatorGenerator)))
         _check(self.discriminator in get_args(TranslatorDiscriminator), "discriminator", self.discriminator,

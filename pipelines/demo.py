@@ -96,9 +96,10 @@ def train_briefly(stores: Path, minutes: float = float(os.environ.get("PATHGAN_D
     import yaml
 
     from pathgan.config import TrainConfig, from_dict
+    from pathgan.presets import preset_path
     from pathgan.stages.train import train_latent
 
-    data = yaml.safe_load((REPO / "configs" / "train" / f"{PRESET}.yaml").read_text())
+    data = yaml.safe_load(preset_path("train", PRESET).read_text())
     cfg = from_dict(TrainConfig, {**data, "time_budget_min": minutes, "sample_every": 500, "checkpoint_every": 10**9,
                                   "val_fraction": 0.0})
     print(f"demo: training {PRESET} for {minutes:g} minutes on {stores} (PATHGAN_DEMO_MINUTES to change); "

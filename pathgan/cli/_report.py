@@ -13,7 +13,7 @@ from pathgan.errors import PathganError
 __all__: list[str] = []
 
 
-@main.command("report", short_help="Write one self-contained HTML page for a tiled batch or a training run.")
+@main.command("report", short_help="One HTML page for a tiled batch or a training run.")
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path),
               help="HTML file to write [PATH/report.html].")

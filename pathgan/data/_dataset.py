@@ -45,7 +45,13 @@ class StoreInfo:
 
 
 class PatchDataset(torch.utils.data.Dataset[dict[str, Any]]):
-    """Patches of one or more stores as float32 images ``[3, image_px, image_px]`` in [0, 1].
+    """Patches of one or more stores as float32 images ``[3, image_px, image_px]`` in [0, 1], each
+    with its slide, level-0 coordinates and (with ``labels``) class.
+
+    ``dataset[i]`` is one sample; a plain ``torch.utils.data.DataLoader(dataset, batch_size=B)``
+    collates samples into the same batch that :meth:`get_batch` reads in one go (and that
+    :func:`~pathgan.data.make_loader` yields): ``image``, ``slide``, ``index``, ``item``, ``coords``,
+    ``slide_id`` and ``label``.
 
     The index of kept patches is built at construction from the stores' small arrays
     (tissue fraction, QC scores) without reading pixels. Stores are opened lazily in each process
@@ -132,6 +138,7 @@ class PatchDataset(torch.utils.data.Dataset[dict[str, Any]]):
         infos: list[StoreInfo] = []
         slide_idx: list[np.ndarray] = []
         patch_idx: list[np.ndarray] = []
+        coord_idx: list[np.ndarray] = []
         label_idx: list[np.ndarray] = []
         removed_total: dict[str, int] = {}
         for k, store in enumerate(opened):
@@ -166,10 +173,12 @@ class PatchDataset(torch.utils.data.Dataset[dict[str, Any]]):
                                    attrs=dict(store.attrs)))
             slide_idx.append(np.full(len(keep), k, np.int32))
             patch_idx.append(keep.astype(np.int32))
+            coord_idx.append(np.asarray(store.coords, np.int64).reshape(-1, 2)[keep])
         _check_same_mpp(infos)
         self.stores: tuple[StoreInfo, ...] = tuple(infos)
         self._slide = np.concatenate(slide_idx)  # int32 [M]: store of each dataset item
         self._patch = np.concatenate(patch_idx)  # int32 [M]: patch index inside that store
+        self._coords = np.concatenate(coord_idx).reshape(-1, 2)  # int64 [M, 2]: level-0 (x, y) of each item
         self._label = np.concatenate(label_idx) if labels is not None else None  # int64 [M] or None
         if len(self._slide) == 0:
             n_all = sum(i.n_patches for i in infos)
@@ -219,17 +228,21 @@ class PatchDataset(torch.utils.data.Dataset[dict[str, Any]]):
 
         Returns
         -------
-        For an int: ``image`` float32 [3, H, W], ``slide`` int, ``index`` int (patch in its store).
-        Otherwise as :meth:`get_batch`.
+        For an int, one sample, the keys of :meth:`get_batch` without the batch dimension:
+        ``image`` float32 [3, H, W], ``slide`` int (store position), ``index`` int (patch in its
+        store), ``item`` int, ``coords`` int64 [2] (level-0 x, y), ``slide_id`` str and, with
+        ``labels``, ``label`` int. ``DataLoader``'s default collation turns B of them into
+        :meth:`get_batch`'s batch. Otherwise as :meth:`get_batch`.
         """
         if isinstance(key, BatchKey):
             return self.get_batch(key.indices, epoch=key.epoch)
         if isinstance(key, int | np.integer):
             b = self.get_batch([int(key)])
-            return {"image": b["image"][0], "slide": int(b["slide"][0]), "index": int(b["index"][0])}
+            numbers: dict[str, Any] = {k: int(b[k][0]) for k in ("slide", "index", "item", "label") if k in b}
+            return {"image": b["image"][0], **numbers, "coords": b["coords"][0], "slide_id": b["slide_id"][0]}
         return self.get_batch(key)
 
-    def get_batch(self, indices: Sequence[int] | np.ndarray, *, epoch: int | None = None) -> dict[str, torch.Tensor]:
+    def get_batch(self, indices: Sequence[int] | np.ndarray, *, epoch: int | None = None) -> dict[str, Any]:
         """Read and prepare a batch with one ``PatchStore.read`` per store.
 
         Parameters
@@ -241,7 +254,9 @@ class PatchDataset(torch.utils.data.Dataset[dict[str, Any]]):
         -------
         ``image`` float32 [B, 3, image_px, image_px] in [0, 1]; ``slide`` int64 [B] (store
         position); ``index`` int64 [B] (patch index in its store); ``item`` int64 [B] (the
-        dataset indices); with ``labels``, ``label`` int64 [B] (class index).
+        dataset indices); ``coords`` int64 [B, 2] (level-0 x, y of each patch's top-left corner,
+        as in the store); ``slide_id`` list of B str; with ``labels``, ``label`` int64 [B] (class
+        index).
         """
         idx = self._check(indices)
         epoch = self.epoch if epoch is None else int(epoch)
@@ -261,8 +276,11 @@ class PatchDataset(torch.utils.data.Dataset[dict[str, Any]]):
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(_batch_seed(self.seed, epoch, idx))
                 out = self.transform(out)
-        batch = {"image": out, "slide": torch.from_numpy(slide), "index": torch.from_numpy(patch),
-                 "item": torch.from_numpy(idx)}
+        batch: dict[str, Any] = {
+            "image": out, "slide": torch.from_numpy(slide), "index": torch.from_numpy(patch),
+            "item": torch.from_numpy(idx), "coords": torch.from_numpy(self._coords[idx]),
+            "slide_id": [self.stores[k].slide_id for k in slide],
+        }
         if self._label is not None:
             batch["label"] = torch.from_numpy(self._label[idx])
         return batch

@@ -56,8 +56,9 @@ def make_loader(
 
     Returns
     -------
-    DataLoader yielding ``dict(image=float32 [B, 3, H, W], slide=int64 [B], index=int64 [B],
-    item=int64 [B])``.
+    DataLoader yielding :meth:`PatchDataset.get_batch`'s ``dict(image=float32 [B, 3, H, W],
+    slide=int64 [B], index=int64 [B], item=int64 [B], coords=int64 [B, 2], slide_id=list of B str)``
+    (and ``label=int64 [B]`` with labels).
 
     Raises
     ------

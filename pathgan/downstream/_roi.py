@@ -421,7 +421,7 @@ def score_patches(
         if classifier.run_id != run_id:
             raise ConfigError(
                 f"the classifier was fitted on latents of run {classifier.run_id!r}, not {run_id!r}; "
-                f"pass --run-id {classifier.run_id}"
+                f"pass --run {classifier.run_id}"
             )
     w = np.asarray(store.latents(run_id), np.float32)  # [N, w_dim]
     if classifier is not None:

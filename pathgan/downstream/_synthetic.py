@@ -304,7 +304,7 @@ def labelled_latents(
             if got is not None and got != checkpoint_sha256:
                 raise StoreError(f"latents/{run_id} in {path} were encoded from another generator checkpoint "
                                  f"(sha256 {str(got)[:12]}, the run's latest is {checkpoint_sha256[:12]}); "
-                                 f"re-encode: pathgan encode --run RUN_DIR {path}")
+                                 f"re-encode: pathgan encode --run RUN_DIR --stores {path}")
         w = store.latents(run_id)
         ws.append(w[keep])
         labs.append(lab[keep].astype(str))

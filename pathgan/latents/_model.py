@@ -98,13 +98,13 @@ class LatentModel:
                 raise PathganError(
                     f"the encoder in {run.encoder_dir} was fitted to another generator checkpoint "
                     f"(sha256 {str(fitted)[:12]}, latest is {ckpt.name} with {sha[:12]}); "
-                    f"run pathgan train-encoder {run_dir} --overwrite")
+                    f"run pathgan train-encoder --run {run_dir} --overwrite")
             encoder = Encoder(model_cfg, tuple(data["channels"])).to(dev).eval().requires_grad_(False)
             encoder.load_state_dict(data["encoder"])
             enc_sha = file_sha256(enc_path)
         elif require_encoder:
             raise PathganError(f"{run_dir} has no trained encoder ({run.encoder_dir} is missing or unfinished); "
-                               f"run: pathgan train-encoder {run_dir}")
+                               f"run: pathgan train-encoder --run {run_dir}")
         return cls(run_dir=run_dir, model_cfg=model_cfg, mapping=modules["mapping"], generator=modules["generator"],
                    encoder=encoder, device=dev, checkpoint=ckpt, checkpoint_sha256=sha, encoder_checkpoint=enc_path,
                    encoder_sha256=enc_sha, resize_mode=str(saved.get("data", {}).get("resize_mode", "crop")),
@@ -262,7 +262,7 @@ class LatentModel:
 
     def _require_encoder(self) -> Any:
         if self.encoder is None:
-            raise PathganError(f"{self.run_dir} has no trained encoder; run: pathgan train-encoder {self.run_dir}")
+            raise PathganError(f"{self.run_dir} has no trained encoder; run: pathgan train-encoder --run {self.run_dir}")
         return self.encoder
 
     @torch.no_grad()

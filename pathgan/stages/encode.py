@@ -185,24 +185,27 @@ def encode_stores(
     return rows
 
 
-def encode_run(run_dir: Path, stores: Sequence[Path], *, device: str = "auto", batch_size: int = 64,
+def encode_run(run_dir: Path, stores: Sequence[Path] | None = None, *, device: str = "auto", batch_size: int = 64,
                refine_steps: int = 0, overwrite: bool = False, progress: bool = True,
                on_loaded: Any = None) -> tuple[Any, list[StatusRow]]:
     """``pathgan encode``: load ``run_dir``'s generator and fitted encoder, then :func:`encode_stores`.
 
-    ``on_loaded(model)`` is called once the model is loaded (the CLI prints what it will do).
+    ``stores`` default to the stores the run was trained on (its ``config.yaml``).
+    ``on_loaded(model, stores)`` is called once the model is loaded (the CLI prints what it will do).
     Returns ``(model, rows)``.
 
     Raises
     ------
     PathganError
         Not a train-latent run, no checkpoint, or no finished encoder (the message says to run
-        ``pathgan train-encoder``).
+        ``pathgan train-encoder``); no ``stores`` given and the run's own are no longer there.
     """
     from pathgan.latents import LatentModel
+    from pathgan.runs import RunDir
 
     model = LatentModel.load(run_dir, device=device, require_encoder=True)
+    paths = list(stores) if stores is not None else RunDir.open(run_dir, "latent").existing_stores()
     if on_loaded is not None:
-        on_loaded(model)
-    return model, encode_stores(model, list(stores), batch_size=batch_size, refine_steps=refine_steps,
+        on_loaded(model, paths)
+    return model, encode_stores(model, paths, batch_size=batch_size, refine_steps=refine_steps,
                                 overwrite=overwrite, progress=progress)

@@ -44,8 +44,8 @@ def train_latent(
     """Train (or resume) a run; returns the run directory.
 
     With ``resume`` the configuration saved in the run directory is used (``steps_override`` may
-    extend it, ``budget_override`` sets this session's time budget in minutes) and training
-    continues bit-exactly from the latest checkpoint. A run stopped by its time budget
+    extend it, ``budget_override`` sets this session's time budget in minutes; empty ``stores`` mean
+    the stores the run recorded) and training continues bit-exactly from the latest checkpoint. A run stopped by its time budget
     (``cfg.time_budget_min``) ends with a checkpoint and samples like one that reached its steps.
     """
     import torch
@@ -62,6 +62,7 @@ def train_latent(
         resumed = RunDir.open(resume, "latent")
         cfg, model_cfg = resumed.train_configs()
         saved_names = resumed.provenance.get("class_names")
+        stores = list(stores) or resumed.existing_stores()
         if steps_override is not None:
             cfg = replace(cfg, steps=steps_override)
         if budget_override is not None:

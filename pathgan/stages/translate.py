@@ -107,12 +107,13 @@ def train_translate(
             cfg = replace(cfg, steps=steps_override)
         a_stores = a_stores or run.stores("a")
         b_stores = b_stores or run.stores("b")
-    paths = {"a": expand_stores(a_stores, "--a"), "b": expand_stores(b_stores, "--b")}
+    paths = {"a": expand_stores(a_stores, "--stores-a"), "b": expand_stores(b_stores, "--stores-b")}
     both = sorted({p.resolve() for p in paths["a"]} & {p.resolve() for p in paths["b"]})
     if both:
-        raise ConfigError(f"--a and --b share store(s) {[str(p) for p in both]}; the two domains must be disjoint")
+        raise ConfigError(f"--stores-a and --stores-b share store(s) {[str(p) for p in both]}; the two domains "
+                          "must be disjoint")
     dev = select_device(device)
-    stores = {d: _open_domain(paths[d], f"--{d}", cfg.patch_px) for d in DOMAINS}
+    stores = {d: _open_domain(paths[d], f"--stores-{d}", cfg.patch_px) for d in DOMAINS}
     data = {d: _datasets(stores[d], cfg, cfg.seed + i) for i, d in enumerate(DOMAINS)}
     info = {d: describe(data[d][0]) for d in DOMAINS}
     if not math.isclose(info["a"]["mpp"], info["b"]["mpp"], rel_tol=1e-3):
@@ -218,7 +219,7 @@ def _check_translatable(store: Any, saved: dict[str, Any], direction: Direction)
 
 def translate_stores(
     run_dir: Path,
-    stores: list[Path],
+    stores: list[Path] | None,
     out: Path,
     *,
     direction: Direction = "a2b",
@@ -234,7 +235,8 @@ def translate_stores(
     fraction are recomputed from the translated pixels; the root attributes are the source's
     (slide id, MPP, tiling config, label, split ...) plus ``translation`` (run, direction,
     checkpoint, its sha256, step, source store). Each store is written under a temporary name and
-    renamed when complete. With ``png_dir``, every translated patch is also saved as
+    renamed when complete. ``stores=None`` means the run's own stores of the source domain (A for
+    ``a2b``). With ``png_dir``, every translated patch is also saved as
     ``png_dir/<slide_id>/<index>_x<x>_y<y>.png`` (level-0 coordinates).
 
     Returns one :class:`~pathgan.stages._status.StatusRow` per store, ``translated`` or ``failed``:
@@ -254,13 +256,15 @@ def translate_stores(
     from pathgan import __version__
     from pathgan.store import PatchStore, temp_path_for
 
+    if stores is None:
+        stores = RunDir.open(run_dir, "translate").existing_stores("a" if direction == "a2b" else "b")
     if not stores:
-        raise ConfigError("STORES: no stores given; expected <slide_id>.zarr patch stores or folders of them")
+        raise ConfigError("--stores: no stores given; expected <slide_id>.zarr patch stores or folders of them")
     gen, info = load_translator(run_dir, direction, device)
     out = Path(out)
     rows: list[StatusRow] = []
     todo: list[Any] = []
-    for path, error in expand_each_store(stores, "STORES"):  # a bad store is a failed row; the others go on
+    for path, error in expand_each_store(stores, "--stores"):  # a bad store is a failed row; the others go on
         s = None
         try:
             if error:

@@ -105,7 +105,7 @@ def _missing(store_path: Path, grp: zarr.Group, run_id: str) -> StoreError:
     available = sorted(_runs_of(grp))
     return StoreError(
         f"{store_path} has no latents for run {run_id!r} (available: {available or 'none'}); "
-        f"write them with `pathgan encode --run RUN_DIR {store_path}`"
+        f"write them with `pathgan encode --run RUN_DIR --stores {store_path}`"
     )
 
 

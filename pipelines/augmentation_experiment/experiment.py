@@ -60,7 +60,7 @@ class ExperimentConfig:
     cnn_steps: int = 400
     cnn_batch: int = 32
     cnn_lr: float = 1e-3
-    gan_config: str = "configs/train/pathologygan-56-cpu.yaml"
+    gan_config: str = "pathologygan-56-cpu"  # a train preset name or a YAML file of TrainConfig fields
     gan_steps: int = 1500
     truncation: float = 1.0
     subset_seed: int = 0
@@ -241,12 +241,11 @@ def write_tile_labels(path: Path, slide_id: str, coords: np.ndarray, labels: np.
 
 def train_gan(store: Path, labels_csv: Path, runs_root: Path, cfg: ExperimentConfig, *, progress: bool) -> Path:
     """A class-conditional PathologyGAN on the patches of ``labels_csv`` (``train-latent``'s API)."""
-    import yaml
-
     from pathgan.config import TrainConfig, from_dict
+    from pathgan.presets import read_yaml, resolve_config
     from pathgan.stages.train import train_latent
 
-    base = yaml.safe_load(Path(cfg.gan_config).read_text())
+    base = read_yaml(resolve_config("train", cfg.gan_config, "gan_config"), "TrainConfig", "gan_config")
     settings = {**base, "steps": cfg.gan_steps, "sample_every": cfg.gan_steps, "checkpoint_every": cfg.gan_steps,
                 "labels": str(labels_csv), "val_fraction": 0.0, "min_tissue_fraction": 0.0,
                 "max_white_fraction": 1.0, **cfg.extra_gan_settings}

@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     cfg = ExperimentConfig(n_per_class=args.n_per_class, seeds=args.seeds, synth_ratio=args.synth_ratio,
                            gan_steps=args.gan_steps, cnn_steps=args.cnn_steps, truncation=args.truncation, tail=args.tail,
-                           gan_config=str(REPO / "configs" / "train" / "pathologygan-56-cpu.yaml"))
+                           gan_config="pathologygan-56-cpu")
     stores = args.out / "stores"
     with dask_client(n_workers=1, dashboard=False) as client:
         rows = tile_slides([SlideEntry(slide_id=slide.stem, path=slide)], stores,

@@ -60,6 +60,7 @@ def real_latent_run(real_stores_64: list[Path], tmp_path_factory: pytest.TempPat
 
     from pathgan.config import EncoderConfig, TrainConfig, from_dict
     from pathgan.latents import LatentModel
+    from pathgan.presets import preset_path
     from pathgan.stages.encode import encode_stores
     from pathgan.stages.train import train_latent
     from pathgan.stages.train_encoder import train_encoder
@@ -67,7 +68,7 @@ def real_latent_run(real_stores_64: list[Path], tmp_path_factory: pytest.TempPat
     root = tmp_path_factory.mktemp("latent_run")
     stores = real_stores_64
 
-    preset = yaml.safe_load((REPO / "configs" / "train" / "pathologygan-56-cpu.yaml").read_text())
+    preset = yaml.safe_load(preset_path("train", "pathologygan-56-cpu").read_text())
     cfg = from_dict(TrainConfig, {**preset, "steps": GAN_STEPS, "sample_every": GAN_STEPS,
                                   "checkpoint_every": GAN_STEPS, "val_fraction": 0.0, "seed": 1})
     run_dir = train_latent(stores, cfg, runs_root=root / "runs", device="cpu", progress=False)

@@ -24,7 +24,7 @@ def test_pipeline_on_the_real_slide(real_stores_64: list[Path], tmp_path: Path) 
     store_path = next(p for p in real_stores_64 if p.stem.startswith("CMU"))
     # real_stores_64 is at 1 um/px; small blocks keep both regions populated on this small slide.
     cfg = X.ExperimentConfig(n_per_class=(8,), seeds=(0, 1), gan_steps=2, cnn_steps=15, cnn_batch=8, block_px=512,
-                             gan_config=str(REPO / "configs" / "train" / "pathologygan-56-cpu.yaml"),
+                             gan_config="pathologygan-56-cpu",
                              extra_gan_settings={"batch_size": 8, "n_samples": 4})
     result = X.run_experiment(store_path, tmp_path / "exp", cfg, progress=False)
     saved = json.loads((tmp_path / "exp" / "results.json").read_text())

@@ -177,11 +177,15 @@ def test_cli_train_encoder(run_dir: Path, tmp_path: Path) -> None:
 
     copy = tmp_path / "run"
     shutil.copytree(run_dir, copy, ignore=shutil.ignore_patterns("encoder*"))
-    r = CliRunner().invoke(main, ["train-encoder", str(copy), "--set", "steps=10", "--set", "lr=0.002",
+    r = CliRunner().invoke(main, ["train-encoder", "--run", str(copy), "--set", "steps=10", "--set", "lr=0.002",
                                   "--set", "n_eval=16", "--device", "cpu", "--eval-refine-steps", "0", "--no-progress"])
     assert r.exit_code == 0, r.output
     assert "w_r2" in r.output and "real (val slides)" in r.output
-    r = CliRunner().invoke(main, ["train-encoder", str(copy), "--set", "steps=0"])
+    r = CliRunner().invoke(main, ["train-encoder", "--run", str(copy), "--set", "steps=0"])
     assert r.exit_code != 0 and "steps=0 is not allowed" in r.output
-    r = CliRunner().invoke(main, ["train-encoder", str(copy), "--set", "steps=10"])
+    r = CliRunner().invoke(main, ["train-encoder", "--run", str(copy), "--set", "steps=10"])
     assert r.exit_code != 0 and "--overwrite" in r.output
+    # the old spelling (positional RUN_DIR) still opens the run, with one deprecation line
+    r = CliRunner().invoke(main, ["train-encoder", str(copy), "--set", "steps=10"])
+    assert r.stderr.splitlines()[0] == "pathgan: positional RUN_DIR is deprecated; use --run RUN_DIR (removed in 0.3)"
+    assert r.exit_code != 0 and "already holds a trained encoder" in r.output

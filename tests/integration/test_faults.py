@@ -137,7 +137,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         w[f"{name}.log"] = log
         if name == "train":  # the later commands use this run, fitted with an encoder
             run = next((root / "train.ref").iterdir())
-            res = _run(["train-encoder", str(run), "--set", "steps=4", "--set", "batch_size=8", "--set", "n_eval=16",
+            res = _run(["train-encoder", "--run", str(run), "--set", "steps=4", "--set", "batch_size=8", "--set", "n_eval=16",
                         "--set", "checkpoint_every=2", "--eval-refine-steps", "0", "--device", "cpu",
                         "--no-progress"], root / "encoder.log")
             assert res.returncode == 0, res.stderr[-3000:]
@@ -151,12 +151,12 @@ def _commands(w: dict[str, Path]) -> dict[str, object]:
             "--no-progress"]
     return {
         "tile": lambda out: [*tile, "--out", str(out)],
-        "train": lambda out: ["train-latent", "--stores", str(w["root"] / "tile.ref"), "--runs", str(out), *TINY_TRAIN],
+        "train": lambda out: ["train-latent", "--stores", str(w["root"] / "tile.ref"), "--out", str(out), *TINY_TRAIN],
     }
 
 
 def _encode_args(w: dict[str, Path], stores: Path) -> list[str]:
-    return ["encode", str(stores), "--run", str(w["run"]), "--device", "cpu", "--batch-size", "16", "--no-progress"]
+    return ["encode", "--stores", str(stores), "--run", str(w["run"]), "--device", "cpu", "--batch-size", "16", "--no-progress"]
 
 
 def _export_args(w: dict[str, Path], out: Path) -> list[str]:

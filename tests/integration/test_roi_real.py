@@ -162,9 +162,9 @@ def test_cli_geojson_maps_back_onto_the_slide(real_stores: dict[str, Path], data
     planted = scores >= threshold
 
     out = tmp_path / "roi"
-    res = CliRunner().invoke(main, ["roi", "--run-id", "real-density", "--direction", str(tmp_path / "nuclei.npy"),
+    res = CliRunner().invoke(main, ["roi", "--run", "real-density", "--direction", str(tmp_path / "nuclei.npy"),
                                     "--class", "nuclei-dense", "--threshold", repr(threshold),
-                                    "--min-area-um2", "0", "--out", str(out), str(path)])
+                                    "--min-area-um2", "0", "--out", str(out), "--stores", str(path)])
     assert res.exit_code == 0, res.output
     feats = read_geojson(out / "TCGA-CR-7395.geojson", check_winding=True)
     assert feats and all(f["properties"]["classification"]["name"] == "nuclei-dense" for f in feats)

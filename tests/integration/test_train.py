@@ -153,13 +153,13 @@ def test_cli_dry_run_and_errors(stores: Path, tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     assert "batch_size: 4" in res.output and "image_px: 28" in res.output
     res = runner.invoke(main, ["train-latent", "--stores", str(stores), "--set", "colour=red", "--dry-run"])
-    assert res.exit_code != 0 and "unknown TrainConfig field(s) ['colour']" in res.output
+    assert res.exit_code != 0 and "--set colour: not a TrainConfig field; allowed: " in res.output
     res = runner.invoke(main, ["train-latent", "--stores", str(stores), "--set", "model=nope", "--dry-run"])
     assert res.exit_code != 0 and "nope" in res.output and "pathologygan-224" in res.output
     res = runner.invoke(main, ["train-latent", "--stores", str(tmp_path / "none"), "--set", f"model={TINY}"])
     assert res.exit_code != 0 and "does not exist" in res.output
     res = runner.invoke(main, ["train-latent", "--stores", str(stores), "--set", f"model={TINY}", "--set", "steps=2",
-                               "--set", "batch_size=8", "--set", "min_tissue_fraction=0", "--runs", str(tmp_path / "r"),
+                               "--set", "batch_size=8", "--set", "min_tissue_fraction=0", "--out", str(tmp_path / "r"),
                                "--device", "cpu", "--no-progress"])
     assert res.exit_code == 0, res.output
     assert "run directory:" in res.output and latest_checkpoint(next((tmp_path / "r").iterdir())) is not None
@@ -217,19 +217,40 @@ def test_evaluate_cli_on_held_out_slide(stores: Path, tmp_path: Path) -> None:
     from pathgan.stages.train import train_latent
 
     run = train_latent([stores], _cfg(steps=2), runs_root=tmp_path, device="cpu", progress=False)
-    res = CliRunner().invoke(main, ["evaluate", str(run), "--stores", str(stores), "--n", "24",
-                                    "--extractor", "random"])
+    # no --stores: the run's own recorded stores; --progress: a bar over the feature extraction
+    res = CliRunner().invoke(main, ["evaluate", "--run", str(run), "--n", "24", "--extractor", "random", "--progress"])
     assert res.exit_code == 0, res.output
     assert "real-vs-real floor" in res.output and "real = val slides" in res.output
+    assert f"evaluate {run.name}: random features" in res.stderr and "48/48" in res.stderr, res.stderr
     out = json.loads(next(run.glob("eval-step-0000002-random-n24.json")).read_text())
     assert out["real_slides"] == ["c"] and out["n_fake"] == 24 and out["n_real"] == 24
     assert out["kid_subset_size"] == 12 and out["kid_std"] > 0  # subsets differ, so the spread is real
     assert np.isfinite([out["fid"], out["kid_mean"], out["precision"], out["recall"]]).all()
     # an untrained tiny generator is far from the data: worse than two halves of the real set
     assert out["fid_matched"] > out["fid_floor"]
-    res = CliRunner().invoke(main, ["evaluate", str(run), "--stores", str(stores), "--extractor", "inception",
+    res = CliRunner().invoke(main, ["evaluate", "--run", str(run), "--stores", str(stores), "--extractor", "inception",
                                     "--weights", str(tmp_path / "missing.pt")])
     assert res.exit_code != 0 and "does not exist" in res.output
+    # the old spelling (positional RUN_DIR, --stores given) gives the same numbers, with one deprecation line
+    old = CliRunner().invoke(main, ["evaluate", str(run), "--stores", str(stores), "--n", "24", "--extractor", "random",
+                                    "--out", str(tmp_path / "old"), "--no-progress"])
+    assert old.exit_code == 0, old.output
+    assert old.stderr.splitlines() == ["pathgan: positional RUN_DIR is deprecated; use --run RUN_DIR (removed in 0.3)"]
+    again = json.loads((tmp_path / "old" / "eval-step-0000002-random-n24.json").read_text())
+    assert again["fid"] == out["fid"] and again["kid_mean"] == out["kid_mean"]
+
+
+def test_evaluate_with_too_few_held_out_patches_says_so_in_one_line(tmp_path: Path) -> None:
+    from pathgan.stages.train import train_latent
+
+    register_tiny()
+    make_tiny_store(tmp_path / "s" / "a.zarr", 24, 1, "train")
+    make_tiny_store(tmp_path / "s" / "v.zarr", 3, 2, "val")
+    run = train_latent([tmp_path / "s"], _cfg(steps=1), runs_root=tmp_path / "runs", device="cpu", progress=False)
+    res = CliRunner().invoke(main, ["evaluate", "--run", str(run), "--extractor", "random", "--no-progress"])
+    assert res.exit_code == 1 and isinstance(res.exception, SystemExit), res.output
+    (line,) = res.output.strip().splitlines()
+    assert line.startswith("Error: only 3 held-out real patch(es) (val split: v.zarr); evaluate needs at least 4: ")
 
 
 def test_dataloader_workers_do_not_change_training(stores: Path, tmp_path: Path) -> None:
@@ -244,7 +265,7 @@ def test_dataloader_workers_do_not_change_training(stores: Path, tmp_path: Path)
 def test_time_budget_stops_with_checkpoint_and_samples(stores: Path, tmp_path: Path) -> None:
     """--minutes stops a run that could go on for a million steps, at a step boundary, with the
     last step's checkpoint and sample grid; the logged training time has passed the budget."""
-    result = CliRunner().invoke(main, ["train-latent", "--stores", str(stores), "--runs", str(tmp_path), "--device", "cpu",
+    result = CliRunner().invoke(main, ["train-latent", "--stores", str(stores), "--out", str(tmp_path), "--device", "cpu",
                                        "--no-progress", "--minutes", "0.03", "--set", f"model={TINY}", "--set", "batch_size=8",
                                        "--set", "steps=1000000", "--set", "min_tissue_fraction=0", "--set",
                                        "max_white_fraction=1", "--set", "checkpoint_every=1000000", "--set",
@@ -275,7 +296,7 @@ def test_second_resume_of_a_running_run_is_refused(stores: Path, tmp_path: Path)
     proc = subprocess.Popen([sys.executable, "-c", hold, str(run)], stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
-        args = ["train-latent", "--resume", str(run), "--stores", str(stores), "--set", "steps=4", "--device", "cpu",
+        args = ["train-latent", "--resume", str(run), "--set", "steps=4", "--device", "cpu",
                 "--no-progress"]
         res = CliRunner().invoke(main, args)
         assert res.exit_code != 0

@@ -34,8 +34,8 @@ def test_train_translate_and_translate_real(real_stores_64: list[Path], tmp_path
     cfg = tmp_path / "tiny-real.yaml"
     cfg.write_text(yaml.safe_dump(TINY))
     runner = CliRunner()
-    res = runner.invoke(main, ["train-translate", "--a", str(a), "--b", str(b), "--config", str(cfg),
-                               "--runs", str(tmp_path / "runs"), "--device", "cpu", "--no-progress"])
+    res = runner.invoke(main, ["train-translate", "--stores-a", str(a), "--stores-b", str(b), "--config", str(cfg),
+                               "--out", str(tmp_path / "runs"), "--device", "cpu", "--no-progress"])
     assert res.exit_code == 0, res.output
     run = tmp_path / "runs" / "00000-tiny-real"
     assert sorted(p.name for p in (run / "checkpoints").glob("*.pt")) == ["step-0000015.pt", "step-0000030.pt"]
@@ -56,7 +56,7 @@ def test_train_translate_and_translate_real(real_stores_64: list[Path], tmp_path
         assert metrics["macenko_angle_before"] > 2 * metrics["macenko_angle_floor"], metrics
 
     out = tmp_path / "translated"
-    res = runner.invoke(main, ["translate", "--run", str(run), str(a), "--out", str(out), "--eval", "--n-eval", "64",
+    res = runner.invoke(main, ["translate", "--run", str(run), "--stores", str(a), "--out", str(out), "--eval", "--n-eval", "64",
                                "--device", "cpu", "--no-progress"])
     assert res.exit_code == 0, res.output
     src, dst = PatchStore(a), PatchStore(out / a.name)
@@ -68,5 +68,5 @@ def test_train_translate_and_translate_real(real_stores_64: list[Path], tmp_path
     assert all(math.isfinite(v) for v in ev_t.values() if isinstance(v, float)), ev_t
 
     # bad input: a clear error naming the path
-    res = runner.invoke(main, ["translate", "--run", str(run), str(tmp_path / "nope.zarr"), "--out", str(out)])
+    res = runner.invoke(main, ["translate", "--run", str(run), "--stores", str(tmp_path / "nope.zarr"), "--out", str(out)])
     assert res.exit_code == 1 and "nope.zarr: does not exist" in res.output

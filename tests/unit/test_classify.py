@@ -423,13 +423,30 @@ def test_cli_classify_prints_the_table_and_maps_errors(tmp_path: Path) -> None:
     _slide_stores(tmp_path / "stores", n_slides=4)
     runner = CliRunner()
     res = runner.invoke(main, ["classify", "--help"])
-    assert res.exit_code == 0 and "pathgan classify --run-id" in res.output and "--labels" in res.output
-    res = runner.invoke(main, ["classify", "--run-id", RUN, "--folds", "2", "--no-mil", "--out",
-                               str(tmp_path / "out"), str(tmp_path / "stores")])
+    assert res.exit_code == 0 and "pathgan classify --run" in res.output and "--labels" in res.output
+    assert "--run-id" not in res.output  # the deprecated spelling works but is not advertised
+    res = runner.invoke(main, ["classify", "--run", RUN, "--folds", "2", "--no-mil", "--out",
+                               str(tmp_path / "out"), "--stores", str(tmp_path / "stores")])
     assert res.exit_code == 0, res.output
     assert "pooled out-of-fold" in res.output and "mean patch probability" in res.output
     assert "attention MIL" not in res.output
     assert (tmp_path / "out" / "classifier.json").is_file()
-    res = runner.invoke(main, ["classify", "--run-id", "99999-nothing", "--out", str(tmp_path / "o2"),
-                               str(tmp_path / "stores")])
+    # the old spellings (--run-id, positional STORES) still work, each with one deprecation line
+    old = runner.invoke(main, ["classify", "--run-id", RUN, "--folds", "2", "--no-mil", "--out",
+                               str(tmp_path / "old"), str(tmp_path / "stores")])
+    assert old.exit_code == 0, old.output
+    assert old.stderr.splitlines()[:2] == [
+        "pathgan: --run-id is deprecated; use --run RUN (removed in 0.3)",
+        "pathgan: positional STORES is deprecated; use --stores STORES (removed in 0.3)"]
+    assert (tmp_path / "old" / "metrics.json").read_text() == (tmp_path / "out" / "metrics.json").read_text()
+    res = runner.invoke(main, ["classify", "--run", RUN, "--run-id", RUN, "--stores", str(tmp_path / "stores")])
+    assert res.exit_code == 2 and "not both" in res.output
+    res = runner.invoke(main, ["classify", "--run", RUN])  # a bare id: its stores are unknown here
+    assert res.exit_code == 2 and "give --stores PATH" in res.output
+    (tmp_path / "empty").mkdir()
+    res = runner.invoke(main, ["classify", "--run", RUN, "--stores", str(tmp_path / "empty")])
+    assert res.exit_code == 1 and res.output.strip().splitlines() == [
+        f"Error: --stores {tmp_path / 'empty'}: no <slide_id>.zarr stores in this folder (run pathgan tile first)"]
+    res = runner.invoke(main, ["classify", "--run", "99999-nothing", "--out", str(tmp_path / "o2"),
+                               "--stores", str(tmp_path / "stores")])
     assert res.exit_code == 1 and "no latents for run" in res.output and "Traceback" not in res.output

@@ -6,9 +6,18 @@ from pathlib import Path
 
 import pytest
 
-from pathgan.config import TileConfig, TissueConfig, from_dict, to_dict
+from pathgan.config import (
+    EncoderConfig,
+    TileConfig,
+    TissueConfig,
+    TrainConfig,
+    TranslateConfig,
+    from_dict,
+    to_dict,
+)
 from pathgan.errors import ConfigError, ManifestError
 from pathgan.manifest import discover_slides, read_manifest
+from pathgan.presets import preset_names, preset_path
 
 
 def test_config_rejects_with_field_name() -> None:
@@ -84,7 +93,7 @@ def test_discover_slides(tmp_path: Path) -> None:
 def test_default_yaml_is_the_dataclass_defaults() -> None:
     import yaml
 
-    path = Path(__file__).resolve().parents[2] / "configs" / "tile" / "default.yaml"
+    path = preset_path("tile", "default")
     assert from_dict(TileConfig, yaml.safe_load(path.read_text())) == TileConfig()
 
 
@@ -101,8 +110,7 @@ def test_cli_config_file_and_flag_override(tmp_path: Path) -> None:
         _load_tile_config(cfg_file, {})
 
 
-@pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parents[2] / "configs" / "train").glob("*.yaml")),
-                         ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", [preset_path("train", n) for n in preset_names("train")], ids=lambda p: p.stem)
 def test_train_yaml_files_are_valid(path: Path) -> None:
     import yaml
 
@@ -131,3 +139,29 @@ def test_slides_from_command_line_inputs(tmp_path: Path) -> None:
     (tmp_path / "a.svs").write_bytes(b"y")
     with pytest.raises(ManifestError, match="two slides share the id 'a'"):
         slides_from_inputs([tmp_path / "dir", tmp_path / "a.svs"])
+
+
+@pytest.mark.parametrize(("cls", "data", "message"), [
+    (TrainConfig, {"batch_size": "abc"}, "batch_size: expected an integer, got 'abc'"),
+    (TrainConfig, {"steps": True}, "steps: expected an integer, got True"),
+    (TrainConfig, {"lr_g": "fast"}, "lr_g: expected a number, got 'fast'"),
+    (TrainConfig, {"compile": "maybe"}, "compile: expected true or false, got 'maybe'"),
+    (TrainConfig, {"labels": 3}, "labels: expected a string, got 3"),
+    (TileConfig, {"stride_px": "x"}, "stride_px: expected an integer or null, got 'x'"),
+    (TileConfig, {"tissue": {"detect_pen": "maybe"}}, "detect_pen: expected true or false, got 'maybe'"),
+    (EncoderConfig, {"channels": "wide"}, "channels: expected a list of integers or null, got 'wide'"),
+    (TranslateConfig, {"dihedral": 1}, "dihedral: expected true or false, got 1"),
+])
+def test_from_dict_names_field_expected_type_and_value(cls: type, data: dict, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        from_dict(cls, data)
+    assert str(info.value) == message
+
+
+def test_from_dict_widens_without_loss() -> None:
+    # YAML 1.1 reads 1e-4 (no dot) as a string; an integral float is an int; a list is a tuple
+    cfg = from_dict(TrainConfig, {"lr_g": "1e-4", "steps": 10.0, "gp_weight": 1})
+    assert cfg.lr_g == 1e-4 and isinstance(cfg.steps, int) and cfg.steps == 10 and isinstance(cfg.gp_weight, float)
+    assert from_dict(EncoderConfig, {"channels": [8, 16]}).channels == (8, 16)
+    with pytest.raises(ConfigError, match="expected a mapping of TrainConfig fields, got list"):
+        from_dict(TrainConfig, [1, 2])  # type: ignore[arg-type]

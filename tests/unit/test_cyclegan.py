@@ -24,6 +24,7 @@ from pathgan.models._cyclegan import (
     list_translator_generators,
     patch_receptive_field,
 )
+from pathgan.presets import preset_names, preset_path
 from pathgan.runs import latest_checkpoint
 from pathgan.store import (
     PatchStore,
@@ -173,9 +174,9 @@ def test_registry_names_match_config_and_build() -> None:
         build_translator_generator("unet", ngf=2, n_blocks=1)
 
 
-@pytest.mark.parametrize("preset", sorted((REPO / "configs" / "translate").glob("*.yaml")), ids=lambda p: p.stem)
-def test_every_preset_builds_and_runs(preset: Path) -> None:
-    cfg = from_dict(TranslateConfig, yaml.safe_load(preset.read_text()))
+@pytest.mark.parametrize("preset", preset_names("translate"))
+def test_every_preset_builds_and_runs(preset: str) -> None:
+    cfg = from_dict(TranslateConfig, yaml.safe_load(preset_path("translate", preset).read_text()))
     nets = build_translators(cfg)
     px = 64  # the paper-sized preset's networks are fully convolutional: a 64-px forward checks them cheaply
     x = torch.rand(1, 3, px, px) * 2 - 1
@@ -425,16 +426,16 @@ def test_train_translate_input_errors(domains: tuple[Path, Path], tmp_path: Path
     a, b = domains
     (tmp_path / "nothing").mkdir()
     kw = {"runs_root": tmp_path / "runs", "device": "cpu", "progress": False}
-    with pytest.raises(ConfigError, match=r"--b .*nothing: no <slide_id>\.zarr stores in this folder"):
+    with pytest.raises(ConfigError, match=r"--stores-b .*nothing: no <slide_id>\.zarr stores in this folder"):
         train_translate([a], [tmp_path / "nothing"], _tiny_cfg(), **kw)  # type: ignore[arg-type]
-    with pytest.raises(ConfigError, match="--a: no stores given"):
+    with pytest.raises(ConfigError, match="--stores-a: no stores given"):
         train_translate([], [b], _tiny_cfg(), **kw)  # type: ignore[arg-type]
-    with pytest.raises(ConfigError, match=r"--a .*slide-a\.zarr: patch_px=32, smaller than TranslateConfig patch_px=64"):
+    with pytest.raises(ConfigError, match=r"--stores-a .*slide-a\.zarr: patch_px=32, smaller than TranslateConfig patch_px=64"):
         train_translate([a], [b], _tiny_cfg(patch_px=64), **kw)  # type: ignore[arg-type]
     coarse = _make_store(tmp_path / "coarse.zarr", 8, 5, (1, 1, 1), mpp=2.0)
     with pytest.raises(ConfigError, match="domain A stores are at 1 um/px and domain B stores at 2 um/px"):
         train_translate([a], [coarse], _tiny_cfg(), **kw)  # type: ignore[arg-type]
-    with pytest.raises(ConfigError, match="--a and --b share store"):
+    with pytest.raises(ConfigError, match="--stores-a and --stores-b share store"):
         train_translate([a], [a.parent], _tiny_cfg(), **kw)  # type: ignore[arg-type]
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())  # no run dir for bad input
 
@@ -481,8 +482,8 @@ def test_cli_train_resume_translate_eval(domains: tuple[Path, Path], tmp_path: P
     cfg_path = tmp_path / "tiny.yaml"
     cfg_path.write_text(yaml.safe_dump(asdict(_tiny_cfg(steps=2, decay_fraction=0.0))))
     runner = CliRunner()
-    res = runner.invoke(main, ["train-translate", "--a", str(a), "--b", str(b.parent), "--config", str(cfg_path),
-                               "--runs", str(tmp_path / "runs"), "--device", "cpu", "--no-progress"])
+    res = runner.invoke(main, ["train-translate", "--stores-a", str(a), "--stores-b", str(b.parent), "--config",
+                               str(cfg_path), "--out", str(tmp_path / "runs"), "--device", "cpu", "--no-progress"])
     assert res.exit_code == 0, res.output
     run = tmp_path / "runs" / "00000-tiny"
     assert (run / "checkpoints" / "step-0000002.pt").is_file() and (run / "eval.json").is_file()
@@ -493,12 +494,22 @@ def test_cli_train_resume_translate_eval(domains: tuple[Path, Path], tmp_path: P
     assert json.loads((run / "eval.json").read_text())["step"] == 3
     res = runner.invoke(main, ["train-translate", "--resume", str(run), "--set", "lr=0.1"])
     assert res.exit_code != 0 and "only --set steps=N may change" in res.output
-    res = runner.invoke(main, ["translate", "--run", str(run), "--direction", "b2a", str(b), "--out",
+    res = runner.invoke(main, ["translate", "--run", str(run), "--direction", "b2a", "--stores", str(b), "--out",
                                str(tmp_path / "t"), "--eval", "--n-eval", "8", "--device", "cpu", "--no-progress"])
     assert res.exit_code == 0, res.output
     ev = json.loads((tmp_path / "t" / "eval.json").read_text())
     assert ev["direction"] == "b2a" and ev["targets"] == [str(a.resolve())] and ev["n_source"] == 8
     assert len(PatchStore(tmp_path / "t" / "slide-b.zarr")) == 20
-    res = runner.invoke(main, ["train-translate", "--a", str(tmp_path / "nope.zarr"), "--b", str(b),
-                               "--runs", str(tmp_path / "runs")])
-    assert res.exit_code == 1 and "--a" in res.output and "nope.zarr: does not exist" in res.output
+    # without --stores: the run's own stores of the source domain; the old positional STORES still work
+    res = runner.invoke(main, ["translate", "--run", str(run), "--out", str(tmp_path / "t2"), "--device", "cpu",
+                               "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert [p.name for p in (tmp_path / "t2").glob("*.zarr")] == [a.name]
+    res = runner.invoke(main, ["translate", "--run", str(run), "--direction", "b2a", str(b), "--out",
+                               str(tmp_path / "t3"), "--device", "cpu", "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert res.stderr.splitlines()[0] == "pathgan: positional STORES is deprecated; use --stores STORES (removed in 0.3)"
+    assert len(PatchStore(tmp_path / "t3" / "slide-b.zarr")) == 20
+    res = runner.invoke(main, ["train-translate", "--stores-a", str(tmp_path / "nope.zarr"), "--stores-b", str(b),
+                               "--out", str(tmp_path / "runs")])
+    assert res.exit_code == 1 and "--stores-a" in res.output and "nope.zarr: does not exist" in res.output

