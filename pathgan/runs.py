@@ -7,6 +7,7 @@ so ``evaluate``, ``train-encoder``, ``encode``, ``export-synthetic``, ``translat
 ``config.yaml`` themselves::
 
     config.yaml                 resolved configs + data provenance + the stores it was trained on
+                                + ``sessions``: the hardware of each train-latent session (no hostname)
     stats.jsonl                 one JSON object per logged step
     samples/step-0000500.png    EMA samples from fixed seeds
     checkpoints/step-0000500.pt model, EMA, optimisers, RNG states, step, provenance
