@@ -190,14 +190,15 @@ def encode_run(run_dir: Path, stores: Sequence[Path], *, device: str = "auto", b
                on_loaded: Any = None) -> tuple[Any, list[StatusRow]]:
     """``pathgan encode``: load ``run_dir``'s generator and fitted encoder, then :func:`encode_stores`.
 
-    ``on_loaded(model)`` is called once the model is loaded (the CLI prints what it will do).
-    Returns ``(model, rows)``.
+    ``run_dir`` is a train-latent run or an exported model (``pathgan export-model``); the latents
+    are named after the run, or the export's ``model_id``. ``on_loaded(model)`` is called once the
+    model is loaded (the CLI prints what it will do). Returns ``(model, rows)``.
 
     Raises
     ------
     PathganError
-        Not a train-latent run, no checkpoint, or no finished encoder (the message says to run
-        ``pathgan train-encoder``).
+        Neither a run nor an exported model, no checkpoint, or no fitted encoder (the message says
+        to run ``pathgan train-encoder``).
     """
     from pathgan.latents import LatentModel
 

@@ -1,19 +1,22 @@
-"""``pathgan evaluate``: FID, KID and precision/recall of a run's EMA generator vs held-out patches."""
+"""``pathgan evaluate``: FID, KID and precision/recall of a run's (or an exported model's) EMA generator
+vs held-out patches."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from pathgan._io import atomic_write_text
-from pathgan.errors import ConfigError
-from pathgan.runs import RunDir
+from pathgan.errors import ConfigError, PathganError
 from pathgan.train import held_out_dataset, load_generator
 
-__all__ = ["ExtractorName", "evaluate_run", "load_generator"]
+if TYPE_CHECKING:
+    from pathgan.export import ModelBundle
+
+__all__ = ["ExtractorName", "evaluate_run", "held_out_of_export", "load_generator"]
 
 ExtractorName = Literal["inception", "random"]
 
@@ -31,12 +34,24 @@ def evaluate_run(
 ) -> dict[str, Any]:
     """Compare ``n`` EMA samples with up to ``n`` held-out real patches; writes ``eval-*.json``.
 
-    Real patches come from the run's validation slides (centre crops, no augmentation); when the
-    run has none, from its training slides, and the result says so (a score below the real-vs-real
-    floor against training patches means the model copies them).
+    ``run_dir`` is a train-latent run or an exported model (``pathgan export-model``). Real patches
+    come from the run's validation slides (centre crops, no augmentation); when the run has none,
+    from its training slides, and the result says so (a score below the real-vs-real floor against
+    training patches means the model copies them). ``stores`` default to the run's own; an exported
+    model needs them given, and stores of slides it never saw count as held out (split ``unseen``).
+    The JSON file is written into ``run_dir`` (an exported model's folder too).
+
+    Raises
+    ------
+    ConfigError
+        No stores for an exported model, fewer than 2 real patches, an unknown extractor.
+    PathganError
+        Neither a run nor an exported model, no checkpoint, a damaged export, an unwritable folder.
     """
     import torch
 
+    from pathgan.device import select_device
+    from pathgan.export import open_model
     from pathgan.metrics import (
         InceptionExtractor,
         RandomProjectionExtractor,
@@ -46,14 +61,21 @@ def evaluate_run(
     from pathgan.models import map_any_class, render
     from pathgan.store import expand_stores
 
-    run = RunDir.open(run_dir, "latent")
-    modules, model_cfg, ckpt_path = load_generator(run, device)
-    real_ds, split = held_out_dataset(expand_stores(stores), run, train=False, seed=seed)
+    bundle = open_model(run_dir, with_encoder=False)
+    paths = expand_stores(list(stores)) if stores else bundle.default_stores()
+    if bundle.run is not None:
+        real_ds, split = held_out_dataset(paths, bundle.run, train=False, seed=seed)
+    else:
+        real_ds, split = held_out_of_export(paths, bundle, seed=seed)
     if len(real_ds) < 2:
         raise ConfigError(f"only {len(real_ds)} held-out real patch(es) in {[i.path.name for i in real_ds.stores]}")
+    model_cfg = bundle.model_cfg
+    dev = select_device(device)
+    device = str(dev)
+    nets = bundle.build(dev)
+    modules = {"mapping": nets.mapping, "generator": nets.generator}
     rng = np.random.default_rng(seed)
     real_idx = np.sort(rng.choice(len(real_ds), size=min(n, len(real_ds)), replace=False))
-    dev = torch.device(device)
     ext: Any
     if extractor == "inception":
         ext = InceptionExtractor(weights, device=device)
@@ -86,10 +108,48 @@ def evaluate_run(
         "extractor": getattr(ext, "name", extractor),
         "real_split": split,
         "real_slides": sorted(i.path.stem for i in real_ds.stores),
-        "checkpoint": ckpt_path.name,
+        "checkpoint": bundle.checkpoint,
         "image_px": model_cfg.image_px,
+        "model_id": bundle.model_id,
+        "weights_dtype": bundle.dtype,
     }
-    out = run_dir / f"eval-{ckpt_path.stem}-{extractor}-n{n}.json"
-    atomic_write_text(out, json.dumps(result, indent=1))
+    out = bundle.path / f"eval-{Path(bundle.checkpoint).stem}-{extractor}-n{n}.json"
+    try:
+        atomic_write_text(out, json.dumps(result, indent=1))
+    except OSError as err:
+        raise PathganError(f"cannot write {out}: {err.strerror or err}") from err
     result["path"] = str(out)
     return result
+
+
+def held_out_of_export(paths: list[Path], bundle: ModelBundle, *, seed: int) -> tuple[Any, str]:
+    """Real patches among ``paths`` that an exported model did not train on, and the split's name.
+
+    Among the model's own slides (by slide id, as its provenance lists them) the choice is that of
+    :func:`pathgan.train.held_out_dataset` for its run: its hold-out squares, else its validation
+    slides; then the slides it never saw (split ``unseen``: all their patches are held out); only
+    when there is nothing else, its training slides (said so by the split ``train``). Patches are chosen by the model's
+    tissue and white-fraction thresholds and centre-cropped, as in training.
+    """
+    from pathgan.data import PatchDataset, SpatialHoldout
+
+    train, data = bundle.train, bundle.provenance
+    train_ids, val_ids = set(data.get("train_slides") or []), set(data.get("val_slides") or [])
+    block_um = float(train.get("holdout_block_um") or 0.0)
+    holdout = None
+    own = [p for p in paths if p.stem in train_ids | val_ids]
+    if not own:
+        chosen, split = paths, "unseen"
+    elif block_um > 0 and any(p.stem in train_ids for p in paths):
+        chosen = [p for p in paths if p.stem in train_ids]
+        holdout, split = SpatialHoldout(block_um=block_um, part="test"), "test-squares"
+    elif any(p.stem in val_ids for p in paths):
+        chosen, split = [p for p in paths if p.stem in val_ids], "val"
+    elif len(own) < len(paths):  # slides it never saw beat its own training slides
+        chosen, split = [p for p in paths if p not in own], "unseen"
+    else:
+        chosen, split = own, "train"
+    ds = PatchDataset(chosen, image_px=bundle.image_px, min_tissue_fraction=float(train["min_tissue_fraction"]),
+                      max_white_fraction=float(train["max_white_fraction"]), random_crop=False, dihedral=False,
+                      seed=seed, holdout=holdout)
+    return ds, split
