@@ -41,7 +41,7 @@ def make_untrained_run(root: Path, *, style: str = "adain", classes: tuple[str, 
                       val_fraction=0.2)
     model_cfg = dataclasses.replace(get_config(TINY), style=style, n_classes=len(classes))  # type: ignore[arg-type]
     run = RunDir.create(root, TINY)
-    data: dict[str, Any] = {"store_schema": 3, "patch_mpp": 1.0, "patch_px": 32, "image_px": 28, "resize_mode": "crop",
+    data: dict[str, Any] = {"store_schema": 3, "patch_mpp": 1.0, "patch_px": [32], "image_px": 28, "resize_mode": "crop",
                             "data_fingerprint": "f00dfeed12345678", "train_slides": ["a", "b"], "val_slides": ["c"],
                             "n_train_patches": 80, "holdout_block_um": 0.0}
     if classes:

@@ -116,14 +116,17 @@ class ModelBundle:
 
     @property
     def mpp(self) -> float | None:
-        """Microns per pixel of the patches it was trained on (None when the run did not record it)."""
+        """Microns per pixel of the images the model was trained on and draws (None when not recorded)."""
         value = self.provenance.get("patch_mpp")
         return None if value is None else float(value)
 
     @property
-    def patch_px(self) -> int | None:
+    def patch_px(self) -> tuple[int, ...]:
+        """The distinct sizes of the stored patches it was trained on (cropped or resized to ``image_px``)."""
         value = self.provenance.get("patch_px")
-        return None if value is None else int(value)
+        if value is None:
+            return ()
+        return tuple(int(v) for v in value) if isinstance(value, list | tuple) else (int(value),)
 
     @property
     def has_encoder(self) -> bool:

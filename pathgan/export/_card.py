@@ -86,6 +86,11 @@ def _fmt(value: Any, spec: str = ".4g") -> str:
     return "n/a" if value is None else format(value, spec)
 
 
+def _px(sizes: Any) -> str:
+    sizes = list(sizes or [])
+    return " / ".join(str(v) for v in sizes) if sizes else "(not recorded)"
+
+
 def _slides(names: list[str]) -> str:
     if not names:
         return "none"
@@ -132,10 +137,13 @@ def _limitations(cfg: dict[str, Any]) -> list[str]:
         if str(e.get("extractor", "")).startswith("random"):
             out.append(f"{e.get('file')} uses random-projection features: its FID/KID are not comparable with "
                        "published (Inception) values.")
-    mpp, patch_px, image_px = cfg.get("mpp"), cfg.get("patch_px"), cfg.get("image_px")
-    out.append(f"It knows one magnification: patches of {patch_px} px at {_fmt(mpp, 'g')} um/px, seen as "
-               f"{image_px} px ({'resized' if cfg.get('resize_mode') == 'resize' else 'centre crops'}). Images at "
-               "other resolutions must be brought to this MPP first (`pathgan tile --mpp`).")
+    mpp, image_px, patch_px = cfg.get("mpp"), cfg.get("image_px"), list(cfg.get("patch_px") or [])
+    how = ""
+    if mpp is not None and len(patch_px) == 1:
+        tile_mpp = mpp * image_px / patch_px[0] if cfg.get("resize_mode") == "resize" else mpp
+        how = f": tile slides for it with `pathgan tile --mpp {tile_mpp:g} --patch-px {patch_px[0]}`"
+    out.append(f"It knows one magnification, {image_px}-px images at {_fmt(mpp, 'g')} um/px; other "
+               f"resolutions are outside what it learned{how}.")
     if cfg.get("encoder") is None:
         out.append("No encoder: encoding images (`LatentModel.encode`, `pathgan encode`), and with it `classify`, "
                    "`roi` and class-guided `export-synthetic`, needs one: fit it on the run and export again.")
@@ -178,8 +186,9 @@ def model_card(cfg: dict[str, Any], folder: str = "MODEL_DIR") -> str:
     lines += ["", "## Training data", "",
               f"- Training slides ({len(prov.get('train_slides') or [])}): {_slides(list(prov.get('train_slides') or []))}.",
               f"- Validation slides ({len(prov.get('val_slides') or [])}): {_slides(list(prov.get('val_slides') or []))}.",
-              f"- Patches: {cfg.get('patch_px')} px at {_fmt(cfg.get('mpp'), 'g')} um/px; the model sees "
-              f"{cfg['image_px']} px ({'resized' if cfg.get('resize_mode') == 'resize' else 'centre / random crops'}).",
+              f"- Images: {cfg['image_px']} px at {_fmt(cfg.get('mpp'), 'g')} um/px, "
+              f"{'resized from' if cfg.get('resize_mode') == 'resize' else 'cropped from'} stored patches of "
+              f"{_px(cfg.get('patch_px'))} px.",
               f"- Training patches: {prov.get('n_train_patches', 'not recorded')} (tissue fraction >= "
               f"{train.get('min_tissue_fraction')}, white fraction <= {train.get('max_white_fraction')}"
               + (f", hold-out squares of {train.get('holdout_block_um'):g} um kept out" if (train.get('holdout_block_um') or 0) > 0 else "")

@@ -175,7 +175,7 @@ def _config(bundle: ModelBundle, model_id: str, dtype: str, nets: Networks, gen_
         "z_dim": bundle.z_dim,
         "w_dim": bundle.w_dim,
         "mpp": bundle.mpp,
-        "patch_px": bundle.patch_px,
+        "patch_px": list(bundle.patch_px),
         "resize_mode": bundle.resize_mode,
         "class_names": list(bundle.class_names),
         "model": model,

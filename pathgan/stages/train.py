@@ -156,7 +156,8 @@ def _hardware(dev: Any, world: int, step: int) -> dict[str, Any]:
         usable = os.cpu_count() or 0
     return {"started_utc": datetime.now(UTC).isoformat(timespec="seconds"), "from_step": int(step),
             "device": dev.type, "device_name": name, "processes": world, "cpu": cpu, "cpu_cores_usable": usable,
-            "torch_threads": torch.get_num_threads(), "torch": torch.__version__, "cuda": torch.version.cuda,
+            "torch_threads": torch.get_num_threads(), "torch": str(torch.__version__),  # TorchVersion is no YAML str
+            "cuda": None if torch.version.cuda is None else str(torch.version.cuda),
             "python": platform.python_version(), "os": f"{platform.system()} {platform.machine()}"}
 
 

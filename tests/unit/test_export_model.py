@@ -146,7 +146,7 @@ def test_names_are_prefixed_and_the_open_model_bundles_agree(runs: dict[str, Pat
     for attr in ("model_id", "model_cfg", "checkpoint", "checkpoint_sha256", "step", "class_names", "resize_mode",
                  "encoder_channels", "encoder_sha256", "mpp", "patch_px", "provenance", "train"):
         assert getattr(run, attr) == getattr(exp, attr), attr
-    assert exp.step == STEP and exp.mpp == 1.0 and exp.patch_px == 32
+    assert exp.step == STEP and exp.mpp == 1.0 and exp.patch_px == (32,)
 
 
 # ------------------------------------------------------------------------------------------- no pickle
@@ -391,7 +391,10 @@ def test_card_copies_the_runs_numbers_and_says_what_was_not_measured(runs: dict[
     assert row in card
     assert "Not reported (they describe other checkpoints): eval-step-0000020-random-n64.json." in card
     assert "900" not in card  # the other checkpoint's KID x1e3
-    for fact in ("Training slides (2): `a`, `b`.", "Validation slides (1): `c`.", "32 px at 1 um/px",
+    for fact in ("Training slides (2): `a`, `b`.", "Validation slides (1): `c`.",
+                 "Images: 28 px at 1 um/px, cropped from stored patches of 32 px.",
+                 "28-px images at 1 um/px; other resolutions are outside what it learned: tile slides for it with "
+                 "`pathgan tile --mpp 1 --patch-px 32`",
                  "Training patches: 80", "`f00dfeed12345678`", "Trained on 2 slides (`a`, `b`).",
                  "4.0 min over 2 session(s)", "CPU: Test CPU @ 1GHz, 2 usable core(s)", "Session 2 (from step 20",
                  "w R^2 0.432 on 64 generated images", f"| generator.safetensors | `{cfg['generator']['sha256']}` |",
@@ -419,6 +422,9 @@ def test_card_limitations_are_computed_from_the_facts(exported: dict[str, Path])
     assert "random-projection features" in card
     assert "Training time: not recorded (no stats.jsonl)." in card
     assert "Hardware: not recorded" in card
+    resized = model_card({**cfg, "resize_mode": "resize", "patch_px": [64]})
+    assert "28 px at 1 um/px, resized from stored patches of 64 px." in resized
+    assert "`pathgan tile --mpp 0.4375 --patch-px 64`" in resized  # 28 px at 1 um/px = 64 px at 0.4375 um/px
 
 
 def test_training_time_sums_sessions(tmp_path: Path) -> None:
@@ -434,9 +440,12 @@ def test_training_time_sums_sessions(tmp_path: Path) -> None:
 
 
 def test_train_latent_records_hardware_without_the_host_name() -> None:
+    import yaml
+
     from pathgan.stages.train import _hardware
 
     facts = _hardware(torch.device("cpu"), 1, 0)
+    assert yaml.safe_load(yaml.safe_dump(facts)) == facts  # config.yaml takes it as it is
     text = json.dumps(facts)
     assert socket.gethostname() not in text and os.environ.get("USER", "\0") not in text
     assert facts["torch"] == torch.__version__ and facts["device"] == "cpu" and facts["cpu"]
