@@ -7,6 +7,7 @@ so ``evaluate``, ``train-encoder``, ``encode``, ``export-synthetic``, ``translat
 ``config.yaml`` themselves::
 
     config.yaml                 resolved configs + data provenance + the stores it was trained on
+                                + ``sessions``: the hardware of each train-latent session (no hostname)
     stats.jsonl                 one JSON object per logged step
     samples/step-0000500.png    EMA samples from fixed seeds
     checkpoints/step-0000500.pt model, EMA, optimisers, RNG states, step, provenance
@@ -124,6 +125,9 @@ class RunDir:
         if not run.path.is_dir():
             raise PathganError(f"run directory {run.path} does not exist")
         if not run.config_path.is_file():
+            if (run.path / "config.json").is_file():  # pathgan.export's layout (not imported: runs stays light)
+                raise PathganError(f"{run.path} is an exported model (config.json), not a run directory; "
+                                   "this needs the run it was exported from")
             raise PathganError(f"{run.path} is not a pathgan run directory (no {CONFIG_FILE})")
         if kind is None:
             run.kind  # noqa: B018 - a readable config.yaml of a known kind, or the error that says why not

@@ -1,7 +1,8 @@
-"""A trained run opened for notebooks: generate from w or z, encode images to w, interpolate.
+"""A trained model opened for notebooks: generate from w or z, encode images to w, interpolate.
 
 >>> from pathgan.latents import LatentModel
 >>> m = LatentModel.load("runs/00000-pathologygan-64-cpu")     # doctest: +SKIP
+>>> m = LatentModel.load("models/tissue-64")                   # an exported model: the same  # doctest: +SKIP
 >>> w = m.encode(patches)                                    # uint8 [N, H, W, 3] -> float32 [N, w_dim]
 >>> images = m.generate(w)                                   # -> uint8 [N, px, px, 3]
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
@@ -18,6 +19,9 @@ import torch
 from pathgan.config import ModelConfig
 from pathgan.errors import ConfigError, PathganError, ShapeError
 from pathgan.latents._arith import interpolate as _interpolate
+
+if TYPE_CHECKING:
+    from pathgan.export import ModelBundle
 
 __all__ = ["LatentModel", "Space"]
 
@@ -37,25 +41,19 @@ def _as_tensor(x: Any, dim: int, name: str, device: torch.device) -> torch.Tenso
 
 @dataclass(eq=False)
 class LatentModel:
-    """The EMA mapping + generator of a run's latest checkpoint, with its encoder when one is trained.
+    """The EMA mapping + generator of a trained model, with its encoder when one is fitted.
 
-    Build it with :meth:`load`. All methods take and return numpy arrays: latents float32
-    [N, w_dim] (or [N, z_dim]), images uint8 [N, H, W, 3]. Generation is noise-free by default, so
-    the same w always gives the same image.
+    Build it with :meth:`load`, from a ``pathgan train-latent`` run directory (its latest
+    checkpoint) or a ``pathgan export-model`` folder; both give the same model. All methods take
+    and return numpy arrays: latents float32 [N, w_dim] (or [N, z_dim]), images uint8
+    [N, H, W, 3]. Generation is noise-free by default, so the same w always gives the same image.
     """
 
-    run_dir: Path
-    model_cfg: ModelConfig
+    bundle: ModelBundle
     mapping: Any
     generator: Any
     encoder: Any
     device: torch.device
-    checkpoint: Path
-    checkpoint_sha256: str
-    encoder_checkpoint: Path | None
-    encoder_sha256: str | None
-    resize_mode: str = "crop"
-    class_names: tuple[str, ...] = ()
     w_avg: torch.Tensor = field(init=False)
     w_std: torch.Tensor = field(init=False)
     _class_w_avg: dict[str, torch.Tensor] = field(init=False, default_factory=dict)
@@ -63,57 +61,68 @@ class LatentModel:
     def __post_init__(self) -> None:
         from pathgan.train.encoder import w_statistics
 
-        self.class_names = tuple(self.class_names)
         if len(self.class_names) != int(self.model_cfg.n_classes):
-            raise PathganError(f"{self.run_dir}: the model has {self.model_cfg.n_classes} classes but the run "
-                               f"lists {len(self.class_names)} class names")
+            raise PathganError(f"{self.run_dir}: the model has {self.model_cfg.n_classes} classes but "
+                               f"{len(self.class_names)} class names are recorded")
         self.w_avg, self.w_std = w_statistics(self.mapping)
 
     @classmethod
     def load(cls, run_dir: str | Path, *, device: str = "cpu", require_encoder: bool = False) -> LatentModel:
-        """Open ``run_dir`` (a ``pathgan train-latent`` run; ``pathgan train-encoder`` adds the encoder).
+        """Open ``run_dir``: a ``pathgan train-latent`` run (``pathgan train-encoder`` adds the encoder)
+        or an exported model folder (``pathgan export-model``).
 
         Raises
         ------
         PathganError
-            Not a run directory, no checkpoint, or ``require_encoder`` and no finished encoder.
+            Neither a run nor an exported model, no checkpoint, a damaged export (see
+            :func:`pathgan.export.open_model`), or ``require_encoder`` and no fitted encoder.
         """
-        from pathgan.device import select_device
-        from pathgan.models import Encoder
-        from pathgan.runs import RunDir, file_sha256
-        from pathgan.train import load_checkpoint, load_generator
+        from pathgan.export import open_model
 
-        run = RunDir.open(run_dir, "latent")
-        run_dir = run.path
+        return cls.from_bundle(open_model(run_dir), device=device, require_encoder=require_encoder)
+
+    @classmethod
+    def from_bundle(cls, bundle: ModelBundle, *, device: str = "cpu", require_encoder: bool = False) -> LatentModel:
+        """The model of a :class:`pathgan.export.ModelBundle` already read with :func:`pathgan.export.open_model`."""
+        from pathgan.device import select_device
+
+        if require_encoder and not bundle.has_encoder:
+            raise PathganError(bundle.encoder_hint())
         dev = select_device(device)
-        modules, model_cfg, ckpt = load_generator(run, str(dev))
-        saved = run.config
-        sha = file_sha256(ckpt)
-        encoder = enc_sha = None
-        enc_path = run.encoder_checkpoint()
-        if enc_path is not None:
-            data = load_checkpoint(enc_path, map_location=dev)
-            fitted = data.get("provenance", {}).get("checkpoint_sha256")
-            if fitted != sha:
-                raise PathganError(
-                    f"the encoder in {run.encoder_dir} was fitted to another generator checkpoint "
-                    f"(sha256 {str(fitted)[:12]}, latest is {ckpt.name} with {sha[:12]}); "
-                    f"run pathgan train-encoder --run {run_dir} --overwrite")
-            encoder = Encoder(model_cfg, tuple(data["channels"])).to(dev).eval().requires_grad_(False)
-            encoder.load_state_dict(data["encoder"])
-            enc_sha = file_sha256(enc_path)
-        elif require_encoder:
-            raise PathganError(f"{run_dir} has no trained encoder ({run.encoder_dir} is missing or unfinished); "
-                               f"run: pathgan train-encoder --run {run_dir}")
-        return cls(run_dir=run_dir, model_cfg=model_cfg, mapping=modules["mapping"], generator=modules["generator"],
-                   encoder=encoder, device=dev, checkpoint=ckpt, checkpoint_sha256=sha, encoder_checkpoint=enc_path,
-                   encoder_sha256=enc_sha, resize_mode=str(saved.get("data", {}).get("resize_mode", "crop")),
-                   class_names=tuple(saved.get("data", {}).get("class_names") or ()))
+        nets = bundle.build(dev)
+        return cls(bundle=bundle, mapping=nets.mapping, generator=nets.generator, encoder=nets.encoder, device=dev)
 
     # ----------------------------------------------------------------- facts
     @property
+    def run_dir(self) -> Path:
+        """The folder the model was loaded from: a run directory or an exported model."""
+        return self.bundle.path
+
+    @property
+    def model_cfg(self) -> ModelConfig:
+        return self.bundle.model_cfg
+
+    @property
     def run_id(self) -> str:
-        return self.run_dir.name
+        """The name its latents are stored under (``latents/<run_id>``): the run's folder name, or an
+        exported model's ``model_id``."""
+        return self.bundle.model_id
+
+    @property
+    def checkpoint_sha256(self) -> str:
+        return self.bundle.checkpoint_sha256
+
+    @property
+    def encoder_sha256(self) -> str | None:
+        return self.bundle.encoder_sha256
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return self.bundle.class_names
+
+    @property
+    def resize_mode(self) -> str:
+        return self.bundle.resize_mode
 
     @property
     def w_dim(self) -> int:
@@ -155,18 +164,25 @@ class LatentModel:
         return np.asarray(self._class_w_avg[class_name].cpu(), np.float32)
 
     def provenance(self) -> dict[str, Any]:
-        """JSON-safe facts identifying these networks (written beside encoded latents)."""
+        """JSON-safe facts identifying these networks (written beside encoded latents).
+
+        ``run_dir`` is the folder it was loaded from and ``source`` says which kind (``run`` or
+        ``export``); ``checkpoint`` names the run checkpoint the weights come from.
+        """
+        b = self.bundle
         return {
             "run_id": self.run_id,
             "run_dir": str(self.run_dir.resolve()),
+            "source": b.source,
             "model": self.model_cfg.name,
             "image_px": self.image_px,
             "w_dim": self.w_dim,
             "resize_mode": self.resize_mode,
-            "checkpoint": self.checkpoint.name,
+            "checkpoint": b.checkpoint,
             "checkpoint_sha256": self.checkpoint_sha256,
-            "encoder_checkpoint": self.encoder_checkpoint.name if self.encoder_checkpoint else None,
+            "encoder_checkpoint": b.encoder_checkpoint,
             "encoder_sha256": self.encoder_sha256,
+            "weights_dtype": b.dtype,
         }
 
     # ----------------------------------------------------------------- z and w
@@ -262,7 +278,7 @@ class LatentModel:
 
     def _require_encoder(self) -> Any:
         if self.encoder is None:
-            raise PathganError(f"{self.run_dir} has no trained encoder; run: pathgan train-encoder --run {self.run_dir}")
+            raise PathganError(self.bundle.encoder_hint())
         return self.encoder
 
     @torch.no_grad()

@@ -126,6 +126,7 @@ def classify(
     ----------
     stores : patch stores (``<slide_id>.zarr``) or folders holding them, with complete
         ``latents/<run_id>`` (``pathgan encode``).
+    run_id : the latents' name, or the run directory or exported model (its ``model_id``) that made them.
     labels_csv : tile-label CSV (``slide_id,x,y,label``, level-0 coords as in the stores); without
         it every patch gets its slide's manifest ``label``.
     model : ``"logreg"`` or ``"mlp"`` (see :func:`pathgan.downstream.fit_classifier`).
@@ -143,8 +144,11 @@ def classify(
         Bad stores or labels (see :meth:`LatentTable.from_stores`), or a problem cross-validation
         cannot handle (see :func:`pathgan.downstream.cross_validate`).
     """
+    from pathgan.export import resolve_model_id
+
     t0 = time.perf_counter()
     out = Path(out_dir)
+    run_id = resolve_model_id(run_id)  # a run directory or an exported model stands for its latents' name
     table = LatentTable.from_stores(expand_stores([Path(s) for s in stores]), run_id, labels_csv=labels_csv)
     is_test = table.splits == "test"
     cv_table = table.subset(~is_test)

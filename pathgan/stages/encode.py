@@ -190,21 +190,22 @@ def encode_run(run_dir: Path, stores: Sequence[Path] | None = None, *, device: s
                on_loaded: Any = None) -> tuple[Any, list[StatusRow]]:
     """``pathgan encode``: load ``run_dir``'s generator and fitted encoder, then :func:`encode_stores`.
 
-    ``stores`` default to the stores the run was trained on (its ``config.yaml``).
-    ``on_loaded(model, stores)`` is called once the model is loaded (the CLI prints what it will do).
-    Returns ``(model, rows)``.
+    ``run_dir`` is a train-latent run or an exported model (``pathgan export-model``); the latents
+    are named after the run, or the export's ``model_id``. ``stores`` default to the stores the
+    run was trained on. ``on_loaded(model, stores)`` is called once the model is loaded (the CLI
+    prints what it will do). Returns ``(model, rows)``.
 
     Raises
     ------
     PathganError
-        Not a train-latent run, no checkpoint, or no finished encoder (the message says to run
-        ``pathgan train-encoder``); no ``stores`` given and the run's own are no longer there.
+        Neither a run nor an exported model, no checkpoint, or no fitted encoder (the message says
+        to run ``pathgan train-encoder``); no ``stores`` given and the run's own are no longer there
+        (or the model is an export, which records its stores only as provenance).
     """
     from pathgan.latents import LatentModel
-    from pathgan.runs import RunDir
 
     model = LatentModel.load(run_dir, device=device, require_encoder=True)
-    paths = list(stores) if stores is not None else RunDir.open(run_dir, "latent").existing_stores()
+    paths = list(stores) if stores is not None else model.bundle.default_stores()
     if on_loaded is not None:
         on_loaded(model, paths)
     return model, encode_stores(model, paths, batch_size=batch_size, refine_steps=refine_steps,

@@ -87,13 +87,15 @@ def export_synthetic(
     Parameters
     ----------
     run_dir
-        A ``pathgan train-latent`` run. Class control needs its stores encoded (``pathgan encode``).
+        A ``pathgan train-latent`` run or an exported model (``pathgan export-model``). Class control
+        needs stores encoded by it (``pathgan encode``).
     cfg
         What to generate (:class:`~pathgan.downstream.ExportConfig`).
     out
-        Output folder; default ``out/synthetic/<run_id>``.
+        Output folder; default ``out/synthetic/<run_id>`` (an exported model's ``model_id``).
     stores
-        Encoded stores (or folders of them) for the class statistics; default the run's own stores.
+        Encoded stores (or folders of them) for the class statistics; default the run's own stores
+        (an exported model needs them given).
     labels
         CSV ``slide_id,label`` or ``slide_id,x,y,label``; default the stores' slide labels.
     overwrite
@@ -114,22 +116,23 @@ def export_synthetic(
         ``out`` exists without ``overwrite``, an unknown class (the message lists the known ones),
         no labelled patches, or a bad label CSV.
     StoreError, PathganError
-        Stores without latents of this run (or of another checkpoint); not a run directory.
+        Stores without latents of this run (or of another checkpoint); neither a run directory nor
+        an exported model.
     """
     from tqdm.auto import tqdm
 
+    from pathgan.export import open_model
     from pathgan.latents import LatentModel
-    from pathgan.runs import RunDir
     from pathgan.store import WHITE_LEVEL, SyntheticStoreWriter, expand_stores
     from pathgan.tissue import blur_scores, white_fractions
 
-    run = RunDir.open(run_dir, "latent")
-    run_dir = run.path
-    out = Path(out) if out is not None else Path("out") / "synthetic" / run_dir.name
+    bundle = open_model(run_dir)  # a run or an exported model: checked before any output is touched
+    run_dir = bundle.path
+    out = Path(out) if out is not None else Path("out") / "synthetic" / bundle.model_id
     if (out.exists() or out.is_symlink()) and not overwrite:
         raise ConfigError(f"{out} already exists; choose another --out or pass --overwrite")
     table = read_label_csv(labels) if labels is not None else None
-    model = LatentModel.load(run_dir, device=device)
+    model = LatentModel.from_bundle(bundle, device=device)
     prov = model.provenance()
     if model.conditional:
         from dataclasses import replace
@@ -140,13 +143,13 @@ def export_synthetic(
         if unknown:
             raise ConfigError(f"--class {unknown}: {run_dir} is class-conditional with classes "
                               f"{list(model.class_names)}")
-    mpp = run.provenance.get("patch_mpp")
+    mpp = model.bundle.mpp
 
     centroids: ClassCentroids | None = None
     store_info: list[dict[str, Any]] = []
     scales: dict[str, float] = {}
     if cfg.classes and not model.conditional:
-        paths = expand_stores([Path(p) for p in stores] if stores else run.existing_stores())
+        paths = expand_stores([Path(p) for p in stores] if stores else model.bundle.default_stores())
         w_lab, lab, store_info = labelled_latents(paths, model.run_id, labels=table,
                                                   checkpoint_sha256=model.checkpoint_sha256)
         centroids = ClassCentroids.fit(w_lab, lab)

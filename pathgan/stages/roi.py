@@ -63,7 +63,8 @@ def roi(
     Parameters
     ----------
     store_path : a complete patch store with ``latents/<run_id>`` (``pathgan encode``).
-    run_id : whose latents are scored.
+    run_id : whose latents are scored: their name, or the run directory or exported model (its
+        ``model_id``) that made them.
     classifier_path, class_name : a saved classifier (``pathgan classify``) and the class whose
         probability is the score; ``classifier`` passes an already loaded one instead of the path.
     direction_path : alternatively, a ``.npy`` direction ``[w_dim]``; the score is the projection
@@ -86,6 +87,9 @@ def roi(
     StoreError
         The store is incomplete or lacks the latents of ``run_id``.
     """
+    from pathgan.export import resolve_model_id
+
+    run_id = resolve_model_id(run_id)  # a run directory or an exported model stands for its latents' name
     if not 0.0 <= threshold <= 1.0:
         raise ConfigError(f"threshold must be in [0, 1]; received {threshold}")
     if min_area_um2 is not None and min_area_um2 < 0:

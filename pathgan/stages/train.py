@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import platform
 from dataclasses import asdict, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -123,8 +125,50 @@ def train_latent(
                           provenance=provenance, rank=rank, world=world, progress=progress)
         if resume is not None:
             trainer.resume()
+        if rank == 0:
+            _record_session(RunDir(run_dir), dev, world, trainer.step)
         trainer.run()
     return run_dir
+
+
+def _record_session(run: RunDir, dev: Any, world: int, step: int) -> None:
+    """Append this session's hardware to ``config.yaml`` ``sessions`` (a resumed run may move machines).
+
+    Only facts that describe the compute, never the machine's identity: no hostname, user or path.
+    """
+    data = run.config
+    data["sessions"] = [*(data.get("sessions") or []), _hardware(dev, world, step)]
+    run.write_config(data)
+
+
+def _hardware(dev: Any, world: int, step: int) -> dict[str, Any]:
+    import torch
+
+    cpu = _cpu_model()
+    if dev.type == "cuda":
+        name = torch.cuda.get_device_name(dev)
+    elif dev.type == "mps":
+        name = "Apple MPS"
+    else:
+        name = cpu
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not on Linux
+        usable = os.cpu_count() or 0
+    return {"started_utc": datetime.now(UTC).isoformat(timespec="seconds"), "from_step": int(step),
+            "device": dev.type, "device_name": name, "processes": world, "cpu": cpu, "cpu_cores_usable": usable,
+            "torch_threads": torch.get_num_threads(), "torch": str(torch.__version__),  # TorchVersion is no YAML str
+            "cuda": None if torch.version.cuda is None else str(torch.version.cuda),
+            "python": platform.python_version(), "os": f"{platform.system()} {platform.machine()}"}
+
+
+def _cpu_model() -> str:
+    """The CPU's marketing name (``/proc/cpuinfo`` on Linux), else what :mod:`platform` knows."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine() or "unknown"
 
 
 def _stain_transform(sigma: float) -> Any:

@@ -26,8 +26,8 @@ from pathgan._io import atomic_replace, fsync_tree
 from pathgan.config import EncoderConfig
 from pathgan.device import select_device
 from pathgan.errors import ConfigError
-from pathgan.runs import ENCODER_DIR, RunDir, file_sha256, save_grid, write_yaml
-from pathgan.train import held_out_dataset, load_generator
+from pathgan.runs import ENCODER_DIR, RunDir, save_grid, write_yaml
+from pathgan.train import held_out_dataset
 
 __all__ = ["ENCODER_DIR", "train_encoder"]
 
@@ -62,9 +62,15 @@ def train_encoder(
     """
     import torch
 
+    from pathgan.export import is_exported_model, open_model
     from pathgan.models import Encoder
     from pathgan.train.encoder import EncoderTrainer, evaluate_encoder
 
+    if is_exported_model(run_dir):
+        # An export is a finished, hashed artefact without its training stores, optimiser or run
+        # folder to resume in; the encoder belongs in the run, and a new export then carries it.
+        raise ConfigError(f"{run_dir} is an exported model; fit the encoder on the run it came from "
+                          f"(pathgan train-encoder --run RUN) and export that run again")
     run = RunDir.open(run_dir, "latent")
     run_dir = run.path
     final, partial = run.encoder_dir, run.encoder_dir.with_name(f"{ENCODER_DIR}.partial")
@@ -72,14 +78,15 @@ def train_encoder(
         raise ConfigError(f"{final} already holds a trained encoder; pass --overwrite to fit a new one "
                           "(the old one stays until the new one is finished)")
     dev = select_device(device)
-    modules, model_cfg, gen_ckpt = load_generator(run, str(dev))
+    bundle = open_model(run.path, with_encoder=False)  # the one loader: EMA weights of the latest checkpoint
+    model_cfg = bundle.model_cfg
+    mapping, generator, _ = bundle.build(dev)
     paths = _store_paths(run, stores)
-    mapping, generator = modules["mapping"], modules["generator"]
     provenance = {
         "run_dir": str(run_dir.resolve()),
         "run_id": run_dir.name,
-        "generator_checkpoint": gen_ckpt.name,
-        "checkpoint_sha256": file_sha256(gen_ckpt),
+        "generator_checkpoint": bundle.checkpoint,
+        "checkpoint_sha256": bundle.checkpoint_sha256,
         "model": model_cfg.name,
     }
     settings = {"encoder": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()},
