@@ -14,7 +14,7 @@ __all__: list[str] = []
 
 
 @main.command("export-model",
-              short_help="Write a run's model as a shareable folder: safetensors, config.json, MODEL_CARD.md.")
+              short_help="Write a run's model as a shareable folder (safetensors + card).")
 @click.option("--run", "run_dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Run directory of `pathgan train-latent` (its latest checkpoint; the encoder when fitted).")
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),

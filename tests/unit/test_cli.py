@@ -38,7 +38,8 @@ def test_help_lists_commands_in_pipeline_order_with_uncut_summaries() -> None:
     lines = res.output.splitlines()
     listed = [line.split()[0] for line in lines if line.startswith("  ") and line.split()[0] in main.commands]
     assert listed[: len(PIPELINE)] == PIPELINE
-    assert listed[len(PIPELINE):] == ["train-translate", "translate", "models", "presets"]
+    assert listed[len(PIPELINE):] == ["train-translate", "translate", "models", "presets", "report",
+                                          "export-model"]
     assert [s for s, _ in SECTIONS] == [line.rstrip(":") for line in lines if line.endswith(":") and
                                         not line.startswith(" ") and line not in ("Options:",)]
     for name, cmd in main.commands.items():
@@ -138,7 +139,11 @@ def test_positional_run_dir_is_deprecated_but_accepted(tmp_path: Path) -> None:
         assert res.stderr.splitlines()[0] == ("pathgan: positional RUN_DIR is deprecated; use --run RUN_DIR "
                                               "(removed in 0.3)")
         # parsed as the run: the failure is about that folder, in one line
-        assert _one_error_line(res) == f"Error: {not_a_run} is not a pathgan run directory (no config.yaml)"
+        # evaluate also takes an exported model, train-encoder only a run directory
+        assert _one_error_line(res) == {
+            "evaluate": f"Error: {not_a_run} is neither a train-latent run directory (no config.yaml) "
+                        "nor an exported model (no config.json)",
+            "train-encoder": f"Error: {not_a_run} is not a pathgan run directory (no config.yaml)"}[cmd]
         res = _run([cmd, str(not_a_run), "--run", str(not_a_run)])
         assert res.exit_code == 2 and "not both" in res.output
         res = _run([cmd])
