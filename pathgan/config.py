@@ -244,7 +244,7 @@ def from_dict(cls: type[_T], data: dict[str, Any]) -> _T:
 
 LossKind = Literal["relativistic", "hinge", "nonsaturating", "wgan"]
 PenaltyKind = Literal["interpolates", "r1"]
-Precision = Literal["fp32", "bf16", "fp16"]
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
 UpsampleKind = Literal["transposed", "bilinear", "nearest"]
 WeightParam = Literal["spectral", "equalized"]
 StyleKind = Literal["adain", "modulated", "batchnorm"]
@@ -402,8 +402,10 @@ class TrainConfig:
     seed : seeds model init, data order, noise and augmentation.
     sample_every, checkpoint_every, log_every : in discriminator steps.
     n_samples : images in each sample grid (fixed seeds).
-    precision : fp32, bf16 or fp16 autocast. bf16 also runs on CPU (oneDNN uses AVX-512 BF16 where the
-        CPU has it: ~1.3-1.7x faster steps); fp16 needs CUDA. Weights and optimiser state stay fp32.
+    precision : auto, fp32, bf16 or fp16 autocast. bf16 also runs on CPU, but only CPUs with AVX-512 BF16
+        or AMX compute it natively (~1.5x faster steps); elsewhere oneDNN emulates it and it is ~1.7x
+        slower than fp32. ``auto`` picks bf16 where it is native (those CPUs, CUDA with bf16) and fp32
+        otherwise; fp16 needs CUDA. Weights and optimiser state stay fp32.
     channels_last, compile : GPU speed options.
     min_tissue_fraction, max_white_fraction : patch filters applied to the stores.
     val_fraction : held-out share of slides when the manifest gives no split.

@@ -126,18 +126,18 @@ def train_latent(
         if resume is not None:
             trainer.resume()
         if rank == 0:
-            _record_session(RunDir(run_dir), dev, world, trainer.step)
+            _record_session(RunDir(run_dir), dev, world, trainer.step, trainer.precision)
         trainer.run()
     return run_dir
 
 
-def _record_session(run: RunDir, dev: Any, world: int, step: int) -> None:
+def _record_session(run: RunDir, dev: Any, world: int, step: int, precision: str) -> None:
     """Append this session's hardware to ``config.yaml`` ``sessions`` (a resumed run may move machines).
 
     Only facts that describe the compute, never the machine's identity: no hostname, user or path.
     """
     data = run.config
-    data["sessions"] = [*(data.get("sessions") or []), _hardware(dev, world, step)]
+    data["sessions"] = [*(data.get("sessions") or []), {**_hardware(dev, world, step), "precision": precision}]
     run.write_config(data)
 
 

@@ -22,7 +22,7 @@ from torch import nn
 
 from pathgan import __version__
 from pathgan.config import ModelConfig, TrainConfig
-from pathgan.device import select_device
+from pathgan.device import resolve_precision, select_device
 from pathgan.errors import ConfigError
 from pathgan.runs import latest_checkpoint, save_grid
 from pathgan.train._checkpoint import load_checkpoint, save_checkpoint
@@ -79,14 +79,16 @@ class Trainer:
         self.opt_g = torch.optim.Adam(self.g_params, lr=cfg.lr_g, betas=betas)
         self.opt_d = torch.optim.Adam(self.d_params, lr=cfg.lr_d, betas=betas)
         self.ema = EMA(self.g_modules)
-        if cfg.precision == "fp16" and device.type != "cuda":
+        precision = resolve_precision(cfg.precision, device)
+        self.precision = precision
+        if precision == "fp16" and device.type != "cuda":
             raise ConfigError(f"precision=fp16 needs a CUDA device, not {device.type}; use bf16 (CPU and recent "
                               "GPUs) or fp32")
         # bf16 autocast runs on CPU too (oneDNN's AVX-512 BF16 kernels); fp16 needs CUDA's GradScaler.
-        use_amp = cfg.precision != "fp32" and device.type in ("cuda", "cpu")
-        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.precision, torch.float32)
+        use_amp = precision != "fp32" and device.type in ("cuda", "cpu")
+        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)
         self.use_amp = use_amp
-        self.scaler = torch.amp.GradScaler("cuda", enabled=use_amp and cfg.precision == "fp16")
+        self.scaler = torch.amp.GradScaler("cuda", enabled=use_amp and precision == "fp16")
         self.rng = torch.Generator(device=device)
         self.rng.manual_seed(cfg.seed + 1_000_003 * rank)
         self.step = 0
