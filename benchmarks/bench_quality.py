@@ -24,8 +24,14 @@ spectral energy at max(|fx|, |fy|) >= 0.375 cycles/px, relative to the test patc
 Writes ``--work``/results.json, results.md (the README table), grid.png (samples side by side) and
 kid_curve.png. ``--synthetic`` swaps the slides for generated textures (seconds; for the unit test).
 
+``--score-model PATH`` trains nothing: it scores one finished model (a train-latent run directory or
+an exported folder, e.g. ``models/``) the same way, at the same fixed latents, against the same test
+squares, and writes ``--work``/model-<name>.json and model-<name>.png. The model must have been trained
+with ``holdout_block_um`` equal to ``--block-um`` on these slides' train squares (it is checked).
+
 Usage:  python benchmarks/bench_quality.py [--minutes 20] [--marks 5,20] [--seeds 0] [--n-fake 1000]
-        [--preset configs/train/pathologygan-64-cpu.yaml] [--baseline lr_g=2e-4 ...] [--work .bench/quality]
+        [--preset pathgan/presets/train/pathologygan-64-cpu.yaml] [--baseline lr_g=2e-4 ...] [--work .bench/quality]
+        python benchmarks/bench_quality.py --score-model models/pathgan-64-cpu-he [--n-fake 2000]
 """
 
 from __future__ import annotations
@@ -376,6 +382,43 @@ def generate(snap: dict[str, Any], n: int) -> Any:
                           for s in range(0, n, 100)])
 
 
+def score_model(args: argparse.Namespace) -> int:
+    """Score one finished model (run or export) against the test squares; see the module docstring."""
+    import torch
+
+    from pathgan.export import open_model
+    from pathgan.models import render
+
+    bundle = open_model(args.score_model, with_encoder=False)
+    block = float(bundle.train.get("holdout_block_um") or 0.0)
+    if block != args.block_um:
+        sys.exit(f"{args.score_model}: trained with holdout_block_um={block:g}, but the test squares here are "
+                 f"--block-um {args.block_um:g}; its training patches could overlap them, so the score would mean "
+                 "nothing. Train with --set holdout_block_um=" f"{args.block_um:g} or pass its --block-um.")
+    data = np.load(prepare(args.work, block_um=args.block_um, synthetic=args.synthetic))
+    nets = bundle.build("cpu")
+    gen = torch.Generator().manual_seed(SAMPLE_SEED)
+    with torch.no_grad():
+        fakes = torch.cat([render(nets.generator, nets.mapping(torch.randn(min(100, args.n_fake - s), bundle.z_dim,
+                                                                           generator=gen)), rng=gen).clamp(0, 1).float()
+                           for s in range(0, args.n_fake, 100)])
+    ext = _extractor(args.extractor)
+    cache = args.work / f"features-{args.extractor}"
+    cache.mkdir(exist_ok=True)
+    test, real_f = test_set(data, ext, cache, fakes.shape[-1])
+    scores = score(real_f, _features(ext, fakes), fakes, test)
+    name = Path(args.score_model).resolve().name
+    out = {"model": str(args.score_model), "model_id": bundle.model_id, "checkpoint": bundle.checkpoint,
+           "step": bundle.step, "dtype": bundle.dtype, "extractor": args.extractor, "block_um": args.block_um,
+           "n_test": len(test), "n_train_squares": len(data["train_x"]), "sample_seed": SAMPLE_SEED, "scores": scores}
+    (args.work / f"model-{name}.json").write_text(json.dumps(out, indent=1))
+    draw({}, [("real, test squares", test[torch.from_numpy(np.random.default_rng(1).permutation(len(test)))]),
+              (f"{name}", fakes)], args.work, name=f"model-{name}.png", curve=False)
+    print(json.dumps(out | {"scores": {k: round(v, 3) if isinstance(v, float) else v for k, v in scores.items()}}))
+    print(f"wrote {args.work / f'model-{name}.json'} and model-{name}.png")
+    return 0
+
+
 def test_set(data: Any, ext: Any, cache: Path, px: int) -> tuple[Any, np.ndarray]:
     """The test-square patches as floats [N, 3, px, px] (centre crops when px < 64) and their features."""
     import torch
@@ -452,7 +495,8 @@ def table(results: dict[str, Any]) -> str:
     return "\n".join(rows) + "\n"
 
 
-def draw(results: dict[str, Any], panels: list[tuple[str, Any]], work: Path) -> None:
+def draw(results: dict[str, Any], panels: list[tuple[str, Any]], work: Path, *, name: str = "grid.png",
+         curve: bool = True) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -471,9 +515,10 @@ def draw(results: dict[str, Any], panels: list[tuple[str, Any]], work: Path) -> 
         ax.set_title(title, fontsize=8)
         ax.axis("off")
     fig.tight_layout()
-    fig.savefig(work / "grid.png")
+    fig.savefig(work / name)
     plt.close(fig)
-    draw_curve(results, work)
+    if curve:
+        draw_curve(results, work)
 
 
 def draw_curve(results: dict[str, Any], work: Path) -> None:
@@ -512,7 +557,7 @@ def main() -> int:
     ap.add_argument("--marks", default="5,20,60", help="minutes at which both methods are sampled (<= --minutes)")
     ap.add_argument("--seeds", default="0", help="comma-separated seeds; each repeats the whole comparison")
     ap.add_argument("--threads", type=int, default=1, help="torch threads per method (both run at once)")
-    ap.add_argument("--preset", default=str(REPO / "configs" / "train" / "pathologygan-64-cpu.yaml"))
+    ap.add_argument("--preset", default=str(REPO / "pathgan" / "presets" / "train" / "pathologygan-64-cpu.yaml"))
     ap.add_argument("--baseline", action="append", default=[], metavar="KEY=VALUE",
                     help="override a BaselineConfig field (quality_baseline.py); repeatable")
     ap.add_argument("--n-fake", type=int, default=1000, help="generated samples per evaluation (>= 1000 for KID)")
@@ -526,6 +571,7 @@ def main() -> int:
                     help="override a ModelConfig field of the preset's model; repeatable")
     ap.add_argument("--replot", action="store_true",
                     help="redraw kid_curve.png and results.md from --work/results.json (no training or scoring)")
+    ap.add_argument("--score-model", metavar="PATH", help="score a finished run or exported model; trains nothing")
     ap.add_argument("--worker", choices=("pathgan", "baseline"), help=argparse.SUPPRESS)
     ap.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     ap.add_argument("--data", help=argparse.SUPPRESS)
@@ -535,6 +581,8 @@ def main() -> int:
     if args.worker:
         worker(args)
         return 0
+    if args.score_model:
+        return score_model(args)
     if args.replot:
         results = json.loads((args.work / "results.json").read_text())
         draw_curve(results, args.work)

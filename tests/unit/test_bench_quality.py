@@ -65,3 +65,34 @@ def test_bench_quality_runs_on_synthetic_data(tmp_path: Path) -> None:
     for name in ("grid.png", "kid_curve.png", "results.md"):
         assert (work / name).stat().st_size > 0
     assert "| preset (seed 0) | 0.04 |" in (work / "results.md").read_text()
+
+
+def test_score_model_scores_a_finished_model_and_refuses_a_different_holdout(tmp_path: Path) -> None:
+    import argparse
+
+    import yaml
+    from _export_run import make_untrained_run
+
+    run = make_untrained_run(tmp_path / "runs")
+    work = tmp_path / "work"
+    args = argparse.Namespace(score_model=str(run), block_um=384.0, synthetic=True, n_fake=64, extractor="random",
+                              work=work)
+    # trained without the checkerboard holdout: its training patches may be the test squares
+    with pytest.raises(SystemExit, match=r"holdout_block_um=0, but the test squares here are --block-um 384"):
+        B.score_model(args)
+    assert not work.exists() or not list(work.glob("model-*.json"))
+
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    cfg["train"]["holdout_block_um"] = 384.0
+    (run / "config.yaml").write_text(yaml.safe_dump(cfg))
+    assert B.score_model(args) == 0
+    out = json.loads((work / f"model-{run.name}.json").read_text())
+    s = out["scores"]
+    assert out["sample_seed"] == B.SAMPLE_SEED and out["checkpoint"].startswith("step-")
+    assert s["n_fake"] == 64 and s["n_real"] == out["n_test"] > 0
+    assert all(np.isfinite(s[k]) for k in ("kid_x1e3", "fid", "precision", "recall", "spread", "checker"))
+    # the same latents: scoring again gives the same numbers
+    assert B.score_model(args) == 0
+    again = json.loads((work / f"model-{run.name}.json").read_text())["scores"]
+    assert again["kid_x1e3"] == s["kid_x1e3"] and again["fid"] == s["fid"]
+    assert (work / f"model-{run.name}.png").stat().st_size > 0
