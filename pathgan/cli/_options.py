@@ -163,11 +163,12 @@ def pick_stores(stores: Sequence[Path], legacy: Sequence[Path]) -> list[Path]:
 def run_id_of(run: str) -> str:
     """``--run`` of a command that only reads ``latents/<run_id>`` from stores: a run directory (its
     folder name is the id) or the bare id, since the run directory may be on another machine."""
+    from pathgan.export import resolve_model_id
     from pathgan.store import check_run_id
 
     path = Path(run)
-    if path.is_dir():
-        return check_run_id(path.resolve().name)
+    if path.is_dir():  # a run directory (its folder name) or an exported model (its model_id)
+        return check_run_id(resolve_model_id(path) if (path / "config.json").is_file() else path.resolve().name)
     if len(path.parts) > 1:
         raise ConfigError(f"--run {run}: no such run directory; expected a run directory or a bare run id "
                           "(its folder name, e.g. 00003-pathologygan-64-cpu)")

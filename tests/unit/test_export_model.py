@@ -513,3 +513,14 @@ def test_cli_export_model(runs: dict[str, Path], tmp_path: Path) -> None:
     r = CliRunner().invoke(main, ["export-model", "--run", str(out), "--out", str(tmp_path / "x")])
     assert r.exit_code == 1 and "already an exported model" in r.output
     assert "export-model" in CliRunner().invoke(main, ["--help"]).output
+
+
+def test_latent_commands_read_an_exports_latents_under_its_model_id(exported: dict[str, Path]) -> None:
+    """classify/roi --run EXPORT read latents/<model_id> (what encode --run EXPORT writes), not the
+    folder's name: a float32 export keeps its run's id."""
+    from pathgan.cli._options import run_id_of
+
+    folder = exported["adain-float32"]
+    model_id = json.loads((folder / CONFIG_FILE).read_text())["model_id"]
+    assert model_id != folder.name
+    assert run_id_of(str(folder)) == model_id == LatentModel.load(folder).run_id
