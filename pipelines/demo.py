@@ -1,7 +1,9 @@
-"""``make demo``: tile the real slides, train the small CPU PathologyGAN briefly, fit its encoder,
-encode every patch, draw an interpolation strip and a vector-arithmetic figure, then a classifier
-on the latents, an ROI GeoJSON for one slide and 64 exported synthetic patches, and a before/after
-strip of stain normalisation (the first slide to the second's stains).
+"""``make demo``: tile the real slides, train the small CPU PathologyGAN briefly (to show training
+works), then, with the pretrained model shipped in ``models/`` (the same preset trained far longer
+on the same slides; the demo's own short run where it is missing), encode every patch, draw an
+interpolation strip and a vector-arithmetic figure, then a classifier on the latents, an ROI GeoJSON
+for one slide and 64 exported synthetic patches, and a before/after strip of stain normalisation
+(the first slide to the second's stains).
 
 Uses ``$PATHGAN_DATA`` or ../shared/data; where neither exists it says so and tiles a generated
 synthetic slide instead. Built only on pathgan's public API (pipelines are never imported by it).
@@ -19,6 +21,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "out" / "demo"
 PRESET = "pathologygan-64-cpu"
+# The CPU preset trained for hours on the two shared slides, exported with its encoder (README,
+# "The pretrained model"); PATHGAN_DEMO_MODEL names another run or export, "" uses the demo's run.
+PRETRAINED = Path(os.environ.get("PATHGAN_DEMO_MODEL", REPO / "models" / "tissue-64-cpu"))
 
 
 def _manifest_for(data: Path) -> Path:
@@ -108,21 +113,44 @@ def train_briefly(stores: Path, minutes: float = float(os.environ.get("PATHGAN_D
     grid = sorted((run_dir / "samples").glob("*.png"))[-1]
     print(f"run:      {run_dir}  (config.yaml, stats.jsonl, checkpoints/)")
     print(f"samples:  {grid}")
-    return latent_figures(run_dir, sorted(stores.glob("*.zarr")))
+    model_dir = run_dir
+    if str(PRETRAINED) and (PRETRAINED / "config.json").is_file():
+        model_dir = PRETRAINED
+        print(f"demo: the latent, arithmetic and synthesis steps use the pretrained model {PRETRAINED} "
+              f"(MODEL_CARD.md there); this run trained {minutes:g} minutes only to show training works")
+        samples_side_by_side(run_dir, PRETRAINED, minutes)
+    else:
+        print(f"demo: no pretrained model at {PRETRAINED}; the latent steps use this {minutes:g}-minute run")
+    return latent_figures(model_dir, sorted(stores.glob("*.zarr")))
+
+
+def samples_side_by_side(run_dir: Path, pretrained: Path, minutes: float) -> None:
+    """Eight samples (the same seed) of the demo's short run above eight of the pretrained model."""
+    from pathgan import latents as L
+
+    short, long = L.LatentModel.load(run_dir), L.LatentModel.load(pretrained)
+    rows = np.stack([short.generate(short.sample_w(8, seed=1)), long.generate(long.sample_w(8, seed=1))])
+    figures = OUT / "figures"
+    figures.mkdir(parents=True, exist_ok=True)
+    L.grid(rows, row_labels=[f"this demo's run ({minutes:g} min)", f"pretrained ({pretrained.name})"],
+           title="samples: the demo's short run and the shipped model").savefig(figures / "samples.png", dpi=100)
+    print(f"samples:  {figures / 'samples.png'} (the short run beside the pretrained model)")
 
 
 def latent_figures(run_dir: Path, stores: list[Path],
                    steps: int = int(os.environ.get("PATHGAN_DEMO_ENCODER_STEPS", "300"))) -> int:
-    """Fit the encoder, write latents into the stores, then draw two figures from real patches."""
+    """Fit the encoder (unless the model has one), write latents into the stores, then draw two
+    figures from real patches."""
     from pathgan import latents as L
     from pathgan.config import EncoderConfig
     from pathgan.stages.encode import encode_stores
     from pathgan.stages.train_encoder import train_encoder
     from pathgan.store import PatchStore
 
-    print(f"demo: fitting the encoder for {steps} steps (PATHGAN_DEMO_ENCODER_STEPS to change)")
-    train_encoder(run_dir, EncoderConfig(steps=steps, lr=5e-4, n_eval=128), device="auto", overwrite=True,
-                  eval_refine_steps=20)
+    if not L.LatentModel.load(run_dir).bundle.has_encoder:
+        print(f"demo: fitting the encoder for {steps} steps (PATHGAN_DEMO_ENCODER_STEPS to change)")
+        train_encoder(run_dir, EncoderConfig(steps=steps, lr=5e-4, n_eval=128), device="auto", overwrite=True,
+                      eval_refine_steps=20)
     model = L.LatentModel.load(run_dir, require_encoder=True)
     rows = encode_stores(model, stores, overwrite=True)
     if any(r.status == "failed" for r in rows):
@@ -188,12 +216,13 @@ def downstream(run_dir: Path, stores: list[Path], thirds: list[tuple[np.ndarray,
     still holds both classes).
     """
     from pathgan.downstream import ExportConfig
+    from pathgan.export import resolve_model_id
     from pathgan.stages.classify import classify
     from pathgan.stages.export_synthetic import export_synthetic
     from pathgan.stages.roi import roi
     from pathgan.store import PatchStore
 
-    run_id = run_dir.name
+    run_id = resolve_model_id(run_dir)
     labels = OUT / "nuclei_labels.csv"
     with labels.open("w", newline="") as fh:
         out = csv.writer(fh)
