@@ -408,10 +408,12 @@ class TrainConfig:
         otherwise; fp16 needs CUDA. Weights and optimiser state stay fp32.
     channels_last, compile : GPU speed options.
     min_tissue_fraction, max_white_fraction : patch filters applied to the stores.
-    val_fraction : held-out share of slides when the manifest gives no split.
+    val_fraction : held-out share of slides when the manifest gives no split (ignored with
+        ``holdout_block_um`` > 0: the test squares are then the held-out set).
     holdout_block_um : > 0 holds out space inside the training slides: each slide is cut into squares
         of this side (microns) coloured like a checkerboard; training uses only patches wholly inside
         "train" squares, ``pathgan evaluate`` only patches wholly inside "test" squares. 0 = off.
+        Every slide the manifest does not assign trains (no slide is also held out whole).
     stain_augment : HED stain jitter strength (0 = off).
     num_workers : DataLoader worker processes.
     labels : ``""`` trains an unconditional model. ``"manifest"`` trains a class-conditional one

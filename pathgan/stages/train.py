@@ -16,7 +16,23 @@ from pathgan.errors import ConfigError
 from pathgan.runs import RunDir
 from pathgan.store import expand_stores
 
-__all__ = ["train_latent"]
+__all__ = ["train_latent", "training_splits"]
+
+
+def training_splits(paths: list[Path], cfg: TrainConfig) -> dict[str, list[Path]]:
+    """Slides to train on and slides held out whole, for ``cfg``.
+
+    Without a spatial hold-out, ``cfg.val_fraction`` of the slides the manifest leaves unassigned go
+    to ``val`` (:func:`pathgan.data.split_stores`). With ``cfg.holdout_block_um`` > 0 the held-out
+    set is the "test" squares of every slide, so no unassigned slide is also held out whole: on a
+    small set that would throw away a slide's training squares and leave its test squares out of
+    ``pathgan evaluate`` (the first shipped model trained on one of the two shared slides this way).
+    A manifest's ``split`` column still holds slides out either way.
+    """
+    from pathgan.data import split_stores
+
+    val_fraction = 0.0 if cfg.holdout_block_um > 0 else cfg.val_fraction
+    return split_stores(paths, val_fraction=val_fraction, seed=cfg.seed)
 
 
 def _distributed() -> tuple[int, int]:
@@ -52,7 +68,7 @@ def train_latent(
     """
     import torch
 
-    from pathgan.data import PatchDataset, SpatialHoldout, class_labels, describe, split_stores
+    from pathgan.data import PatchDataset, SpatialHoldout, class_labels, describe
     from pathgan.device import select_device
     from pathgan.models import get_config
     from pathgan.store import SCHEMA_VERSION
@@ -78,7 +94,7 @@ def train_latent(
         dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         torch.cuda.set_device(dev)
     paths = expand_stores(stores)
-    splits = split_stores(paths, val_fraction=cfg.val_fraction, seed=cfg.seed)
+    splits = training_splits(paths, cfg)
     if not splits["train"]:
         raise ConfigError(f"no training slides among {len(paths)} store(s): check the manifest's split column")
     labels = None
