@@ -125,11 +125,15 @@ def train_briefly(stores: Path, minutes: float = float(os.environ.get("PATHGAN_D
 
 
 def samples_side_by_side(run_dir: Path, pretrained: Path, minutes: float) -> None:
-    """Eight samples (the same seed) of the demo's short run above eight of the pretrained model."""
+    """Eight samples (the same seed) of the demo's short run above eight of the pretrained model.
+
+    Drawn with the generator's per-pixel noise, as in training: the latent figures leave it out
+    (w alone), and for these models w carries colour while the noise carries most of the texture.
+    """
     from pathgan import latents as L
 
     short, long = L.LatentModel.load(run_dir), L.LatentModel.load(pretrained)
-    rows = np.stack([short.generate(short.sample_w(8, seed=1)), long.generate(long.sample_w(8, seed=1))])
+    rows = np.stack([m.generate(m.sample_w(8, seed=1), noise=True, seed=1) for m in (short, long)])
     figures = OUT / "figures"
     figures.mkdir(parents=True, exist_ok=True)
     L.grid(rows, row_labels=[f"this demo's run ({minutes:g} min)", f"pretrained ({pretrained.name})"],
